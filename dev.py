@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""The project's two commands; needs only Python 3.10-3.12 on the machine.
+
+    python3 dev.py demo    # pretrain -> fine-tune -> evaluate on bundled WordNet glosses
+    python3 dev.py test    # the test suite (pass pytest arguments after `test`)
+
+Each creates `.venv/` beside this file on first use and installs the project with its
+`dev` extras into it; it reinstalls only when pyproject.toml changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import subprocess
+import sys
+import venv
+
+ROOT = pathlib.Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def ensure_environment() -> None:
+    stamp = VENV / ".pretrainlib-installed"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == wanted and PYTHON.exists():
+        return
+    if not PYTHON.exists():
+        print(f"creating virtual environment {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    print("installing pretrainlib and its dependencies (first run: a few minutes)", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip", "setuptools>=77"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    stamp.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    commands = {
+        "demo": [str(ROOT / "examples" / "wordnet_demo.py")],
+        "test": ["-m", "pytest"],
+    }
+    if not argv or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    ensure_environment()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+    return subprocess.call([str(PYTHON), *commands[argv[0]], *argv[1:]], cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

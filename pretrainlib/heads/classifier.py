@@ -1,0 +1,85 @@
+"""Classification head: features -> class logits."""
+
+from __future__ import annotations
+
+import keras
+
+from pretrainlib import validation
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class Classifier(keras.layers.Layer):
+    """Dropout and a dense layer (optionally an MLP) from features to class logits.
+
+    Takes a backbone's output: a tensor `[batch, features]`, or a dict from which
+    it picks `feature` (for `pl.backbones.TextEncoder`, `"pooled_output"`, the
+    masked mean of the final hidden states that MLM pretraining trains).
+    Outputs logits; the FineTuner's default loss applies the softmax.
+
+    Args:
+        num_classes: number of classes (at least 2).
+        feature: key to read when the backbone returns a dict.
+        hidden_dim: optional width of one hidden layer before the output.
+        dropout: dropout rate before each dense layer.
+
+    Example:
+    >>> import numpy as np, pretrainlib as pl
+    >>> head = pl.heads.Classifier(num_classes=3)
+    >>> tuple(head({"pooled_output": np.zeros((2, 16), "float32")}).shape)
+    (2, 3)
+    """
+
+    task = "classification"
+
+    def __init__(self, num_classes: int, feature: str = "pooled_output",
+                 hidden_dim: int | None = None, dropout: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        validation.positive_int("num_classes", num_classes)
+        if num_classes < 2:
+            raise ValueError(
+                f"`num_classes` must be at least 2. Received: num_classes={num_classes}"
+            )
+        if hidden_dim is not None:
+            validation.positive_int("hidden_dim", hidden_dim)
+        validation.unit_interval("dropout", dropout)
+        self.num_classes = num_classes
+        self.feature = feature
+        self.hidden_dim = hidden_dim
+        self.dropout = dropout
+        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
+        self.hidden = (keras.layers.Dense(hidden_dim, activation="gelu", name="hidden")
+                       if hidden_dim else None)
+        self.logits = keras.layers.Dense(num_classes, name="logits")
+
+    def _select(self, features):
+        if isinstance(features, dict):
+            if self.feature not in features:
+                raise ValueError(
+                    f"The backbone returns {sorted(features)}, but the head reads "
+                    f"`feature={self.feature!r}`. Pass one of those as `feature`."
+                )
+            return features[self.feature]
+        return features
+
+    def build(self, input_shape):
+        shape = self._select(input_shape)
+        if self.hidden is not None:
+            self.hidden.build(shape)
+            shape = tuple(shape[:-1]) + (self.hidden_dim,)
+        self.logits.build(shape)
+
+    def call(self, features, training=None):
+        x = self._select(features)
+        if self.hidden is not None:
+            x = self.hidden(self.dropout_layer(x, training=training))
+        return self.logits(self.dropout_layer(x, training=training))
+
+    def compute_output_shape(self, input_shape):
+        shape = self._select(input_shape)
+        return tuple(shape[:-1]) + (self.num_classes,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_classes": self.num_classes, "feature": self.feature,
+                       "hidden_dim": self.hidden_dim, "dropout": self.dropout})
+        return config

@@ -1,0 +1,175 @@
+"""BERT masked language modeling with dynamic masking inside tf.data."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import keras_hub
+import tensorflow as tf
+
+from pretrainlib import validation
+from pretrainlib.objectives.objective import Objective
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class MaskedLM(Objective):
+    """Masked language modeling (BERT): predict tokens hidden from the encoder.
+
+    Each epoch, `mask_rate` of the real tokens in every row are selected (never
+    padding or special tokens); of those, 80% become `[MASK]`, 10% a random token and
+    10% stay as they are (rates configurable). Selection and replacement use
+    KerasHub's `MaskedLMMaskGenerator` inside `tf.data`. The head is KerasHub's
+    `MaskedLMHead` with weights tied to the backbone's token embedding, so the loss
+    and accuracy are computed on the selected positions only.
+
+    Args:
+        tokenizer: a `pl.text.WordPieceTokenizer`; gives `vocab_size`, the `[MASK]`
+            id and the special ids never selected. Or pass those three directly.
+        mask_rate: fraction of real tokens selected for prediction, in (0, 1).
+        mask_token_rate: fraction of selected tokens replaced by `[MASK]`.
+        random_token_rate: fraction of selected tokens replaced by a random token.
+        max_predictions: predictions kept per row (default: enough for `mask_rate`
+            of the backbone's `max_sequence_length` with headroom).
+
+    Example:
+    >>> import pretrainlib as pl
+    >>> texts = ["a small dog", "a large cat", "the dog barks at the cat"]
+    >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=60)
+    >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
+    ...                                    max_sequence_length=16)
+    >>> pre = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tok))
+    >>> pre.compile(learning_rate=1e-3)
+    >>> history = pre.fit(pl.data.text_dataset(texts, tok, sequence_length=16),
+    ...                   epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['accuracy', 'loss']
+    """
+
+    def __init__(
+        self,
+        tokenizer=None,
+        mask_rate: float = 0.15,
+        mask_token_rate: float = 0.8,
+        random_token_rate: float = 0.1,
+        max_predictions: int | None = None,
+        vocab_size: int | None = None,
+        mask_id: int | None = None,
+        special_ids: list[int] | None = None,
+        tie_weights: bool = True,
+    ):
+        self.mask_rate = validation.open_unit_interval("mask_rate", mask_rate)
+        self.mask_token_rate = validation.unit_interval("mask_token_rate", mask_token_rate)
+        self.random_token_rate = validation.unit_interval(
+            "random_token_rate", random_token_rate
+        )
+        if mask_token_rate + random_token_rate > 1:
+            raise ValueError(
+                "`mask_token_rate + random_token_rate` must be at most 1. Received: "
+                f"mask_token_rate={mask_token_rate}, random_token_rate={random_token_rate}"
+            )
+        if tokenizer is not None:
+            vocab_size, mask_id = tokenizer.vocab_size, tokenizer.mask_id
+            special_ids = tokenizer.special_ids
+        if vocab_size is None or mask_id is None:
+            raise ValueError(
+                "MaskedLM needs the vocabulary: pass `tokenizer=` (a "
+                "pl.text.WordPieceTokenizer), or `vocab_size=` and `mask_id=`."
+            )
+        self.vocab_size = validation.positive_int("vocab_size", vocab_size)
+        self.mask_id = int(mask_id)
+        self.special_ids = [int(i) for i in (special_ids or [mask_id])]
+        if max_predictions is not None:
+            validation.positive_int("max_predictions", max_predictions)
+        self.max_predictions = max_predictions
+        self.tie_weights = tie_weights
+        self._mask_generator = None
+
+    def validate_backbone(self, backbone: keras.Model) -> None:
+        try:
+            inputs = backbone.input
+        except AttributeError:  # a model never called has no input
+            inputs = None
+        if not isinstance(inputs, dict) or "token_ids" not in inputs:
+            raise ValueError(
+                "MaskedLM needs a text backbone that takes `token_ids` (e.g. "
+                f"pl.backbones.TextEncoder). Received: backbone={backbone.name!r} with "
+                f"inputs {getattr(inputs, 'shape', inputs)}"
+            )
+        embedding = getattr(backbone, "token_embedding", None)
+        if embedding is None:
+            raise ValueError(
+                "MaskedLM ties its output layer to the backbone's `token_embedding`; "
+                f"backbone {backbone.name!r} has none."
+            )
+        if embedding.input_dim != self.vocab_size:
+            raise ValueError(
+                "The tokenizer and the backbone disagree on the vocabulary: "
+                f"tokenizer vocab_size={self.vocab_size}, backbone vocab_size="
+                f"{embedding.input_dim}. Build the backbone with "
+                "`vocab_size=tokenizer.vocab_size`."
+            )
+        if self.max_predictions is None:
+            length = getattr(backbone, "max_sequence_length", 512)
+            self.max_predictions = max(1, math.ceil(length * self.mask_rate * 1.3))
+
+    # === Data ===
+    def transform(self, batch):
+        if isinstance(batch, tuple):  # labeled data: the labels are not used
+            batch = batch[0]
+        masked = self._generator()(batch["token_ids"])
+        inputs = {
+            "token_ids": masked["token_ids"],
+            "padding_mask": batch["padding_mask"],
+            "mask_positions": masked["mask_positions"],
+        }
+        return inputs, masked["mask_ids"], masked["mask_weights"]
+
+    def _generator(self) -> keras_hub.layers.MaskedLMMaskGenerator:
+        if self._mask_generator is None:
+            self._mask_generator = keras_hub.layers.MaskedLMMaskGenerator(
+                vocabulary_size=self.vocab_size,
+                mask_selection_rate=self.mask_rate,
+                mask_selection_length=self.max_predictions or 128,
+                mask_token_id=self.mask_id,
+                unselectable_token_ids=self.special_ids,
+                mask_token_rate=self.mask_token_rate,
+                random_token_rate=self.random_token_rate,
+            )
+        return self._mask_generator
+
+    # === Model ===
+    def build(self, backbone: keras.Model):
+        inputs = dict(backbone.input)
+        mask_positions = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
+        sequence = backbone(inputs)["sequence_output"]
+        head = keras_hub.layers.MaskedLMHead(
+            vocabulary_size=self.vocab_size,
+            token_embedding=backbone.token_embedding if self.tie_weights else None,
+            intermediate_activation="gelu",
+            name="mlm_head",
+        )
+        logits = head(sequence, mask_positions=mask_positions)
+        return {**inputs, "mask_positions": mask_positions}, logits
+
+    def loss(self):
+        # Average over the selected positions only, not over the zero-weight padding
+        # of the `max_predictions` slots.
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"
+        )
+
+    def weighted_metrics(self) -> list:
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+    def get_config(self) -> dict:
+        return {
+            "mask_rate": self.mask_rate,
+            "mask_token_rate": self.mask_token_rate,
+            "random_token_rate": self.random_token_rate,
+            "max_predictions": self.max_predictions,
+            "vocab_size": self.vocab_size,
+            "mask_id": self.mask_id,
+            "special_ids": self.special_ids,
+            "tie_weights": self.tie_weights,
+        }

@@ -1,0 +1,173 @@
+"""A WordPiece tokenizer that trains itself from texts and saves with the model."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterable
+
+import keras
+import keras_hub
+import tensorflow as tf
+
+from pretrainlib import validation
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class WordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
+    """KerasHub's WordPiece tokenizer plus `train`, BERT special tokens and `encode`.
+
+    Tokenization itself is KerasHub's (tf-text's fast WordPiece); this class adds what
+    a pretraining workflow needs: learning a vocabulary from raw texts, fixed special
+    token ids (`pad_id`, `cls_id`, `sep_id`, `mask_id`), BERT-style packing to fixed
+    length, and saving to / loading from one JSON file. Inside a saved Keras model
+    the vocabulary travels as an asset, as in KerasHub.
+
+    Args:
+        vocabulary: list of tokens; must contain `[PAD] [UNK] [CLS] [SEP] [MASK]`.
+        lowercase: lowercase inputs before splitting.
+        **kwargs: passed to `keras_hub.tokenizers.WordPieceTokenizer`.
+
+    Example:
+    >>> import pretrainlib as pl
+    >>> tok = pl.text.WordPieceTokenizer.train(
+    ...     ["a small dog", "a large cat", "the dog barks"], vocab_size=40)
+    >>> tok.detokenize(tok.tokenize("a dog"))
+    'a dog'
+    >>> out = tok.encode(["a dog", "a large cat barks"], sequence_length=8)
+    >>> out["token_ids"].shape, out["padding_mask"].dtype
+    (TensorShape([2, 8]), tf.int32)
+    """
+
+    def __init__(self, vocabulary=None, lowercase: bool = True, **kwargs):
+        kwargs.setdefault("oov_token", "[UNK]")
+        kwargs.setdefault("special_tokens", list(SPECIAL_TOKENS))
+        super().__init__(vocabulary=vocabulary, lowercase=lowercase, **kwargs)
+
+    def set_vocabulary(self, vocabulary):
+        if vocabulary is not None and not isinstance(vocabulary, str):
+            vocabulary = list(vocabulary)
+            missing = [t for t in SPECIAL_TOKENS if t not in vocabulary]
+            if missing:
+                raise ValueError(
+                    f"`vocabulary` must contain the special tokens {list(SPECIAL_TOKENS)}; "
+                    f"missing {missing}. Train one with `WordPieceTokenizer.train(texts)`."
+                )
+        super().set_vocabulary(vocabulary)
+
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str] | tf.data.Dataset,
+        vocab_size: int = 8000,
+        lowercase: bool = True,
+    ) -> "WordPieceTokenizer":
+        """Learns a WordPiece vocabulary of at most `vocab_size` tokens from `texts`.
+
+        `texts` is a list of strings or a `tf.data.Dataset` of strings. The
+        vocabulary is learned with the Rust WordPiece trainer of HuggingFace
+        `tokenizers` (a KerasHub dependency) using BERT's normalization and
+        pre-splitting, which match KerasHub's tokenizer. KerasHub's own
+        `compute_word_piece_vocabulary` (tf-text's pure-Python learner) took 261 s
+        on the 109k WordNet glosses on 2 CPU cores; this takes seconds.
+        """
+        validation.positive_int("vocab_size", vocab_size)
+        if vocab_size <= len(SPECIAL_TOKENS):
+            raise ValueError(
+                f"`vocab_size` must exceed the {len(SPECIAL_TOKENS)} special tokens. "
+                f"Received: vocab_size={vocab_size}"
+            )
+        if isinstance(texts, tf.data.Dataset):
+            texts = (t.decode("utf-8") for t in texts.as_numpy_iterator())
+        else:
+            texts = validation.string_list("texts", texts)
+        vocabulary = _learn_vocabulary(texts, vocab_size, lowercase)
+        return cls(vocabulary=vocabulary, lowercase=lowercase, strip_accents=lowercase)
+
+    # === Special tokens ===
+    @property
+    def vocab_size(self) -> int:
+        return self.vocabulary_size()
+
+    @property
+    def pad_id(self) -> int:
+        return self.token_to_id("[PAD]")
+
+    @property
+    def cls_id(self) -> int:
+        return self.token_to_id("[CLS]")
+
+    @property
+    def sep_id(self) -> int:
+        return self.token_to_id("[SEP]")
+
+    @property
+    def mask_id(self) -> int:
+        return self.token_to_id("[MASK]")
+
+    @property
+    def special_ids(self) -> list[int]:
+        return [self.token_to_id(t) for t in SPECIAL_TOKENS]
+
+    # === Encoding ===
+    def encode(self, texts, sequence_length: int) -> dict[str, tf.Tensor]:
+        """Tokenizes a batch of strings into `[CLS] ... [SEP]` rows of fixed length.
+
+        Returns `{"token_ids": int32 [batch, sequence_length], "padding_mask": int32}`.
+        The mask is int32 (not bool) because `fit` under MirroredStrategy fails on bool
+        inputs. Works eagerly and inside `tf.data.Dataset.map`.
+        """
+        validation.positive_int("sequence_length", sequence_length)
+        packer = keras_hub.layers.StartEndPacker(
+            sequence_length=sequence_length,
+            start_value=self.cls_id,
+            end_value=self.sep_id,
+            pad_value=self.pad_id,
+            return_padding_mask=True,
+        )
+        token_ids, padding_mask = packer(self.tokenize(texts))
+        return {
+            "token_ids": tf.cast(token_ids, "int32"),
+            "padding_mask": tf.cast(padding_mask, "int32"),
+        }
+
+    # === Saving ===
+    def save(self, path: str) -> None:
+        """Writes the tokenizer (config and vocabulary) to one JSON file."""
+        config = self.get_config()
+        config["vocabulary"] = self.get_vocabulary()
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"class_name": "pretrainlib>WordPieceTokenizer", "config": config}, f)
+        os.replace(tmp, path)  # atomic: a crash never leaves half a file at `path`
+
+    @classmethod
+    def load(cls, path: str) -> "WordPieceTokenizer":
+        """Reads a tokenizer written by `save`."""
+        with open(path, encoding="utf-8") as f:
+            payload = json.load(f)
+        if payload.get("class_name") != "pretrainlib>WordPieceTokenizer":
+            raise ValueError(
+                f"`path` does not hold a pretrainlib WordPieceTokenizer. Received: path={path!r}"
+            )
+        return cls.from_config(payload["config"])
+
+
+def _learn_vocabulary(texts, vocab_size: int, lowercase: bool) -> list[str]:
+    import tokenizers  # a KerasHub dependency, imported only when training
+
+    learner = tokenizers.Tokenizer(tokenizers.models.WordPiece(unk_token="[UNK]"))
+    learner.normalizer = tokenizers.normalizers.BertNormalizer(
+        clean_text=True, handle_chinese_chars=True, strip_accents=lowercase,
+        lowercase=lowercase,
+    )
+    learner.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
+    trainer = tokenizers.trainers.WordPieceTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+        continuing_subword_prefix="##", show_progress=False,
+    )
+    learner.train_from_iterator(texts, trainer=trainer)
+    by_id = sorted(learner.get_vocab().items(), key=lambda item: item[1])
+    return [token for token, _ in by_id]

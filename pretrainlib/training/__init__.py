@@ -1,0 +1,8 @@
+"""The training core: optimizers, schedules and compile defaults."""
+
+from pretrainlib.training.core import TrainingCore, make_optimizer
+from pretrainlib.training.metrics import MacroF1
+from pretrainlib.training.optimizers import SGD, AdamW
+from pretrainlib.training.schedules import WarmupLinearDecay
+
+__all__ = ["SGD", "AdamW", "MacroF1", "TrainingCore", "WarmupLinearDecay", "make_optimizer"]

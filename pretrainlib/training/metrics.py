@@ -1,0 +1,59 @@
+"""Keras metrics the training core reports during `fit` (for early stopping)."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class MacroF1(keras.metrics.Metric):
+    """Macro-averaged F1 from integer labels and logits, exact over an epoch.
+
+    Keras's `F1Score` wants one-hot labels; this takes sparse labels, as the
+    classification heads' loss does, and accumulates a confusion matrix so the
+    epoch value is exact rather than an average of per-batch scores. Classes seen
+    in neither labels nor predictions are left out of the mean, as in
+    `pl.Evaluator` and scikit-learn.
+
+    Example:
+    >>> import numpy as np, pretrainlib as pl
+    >>> m = pl.training.MacroF1(num_classes=2)
+    >>> m.update_state(np.array([0, 1]), np.array([[2.0, 0.0], [3.0, 1.0]]))
+    >>> round(float(m.result()), 4)
+    0.3333
+    """
+
+    def __init__(self, num_classes: int, name: str = "macro_f1", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.num_classes = num_classes
+        self.confusion = self.add_variable(
+            shape=(num_classes, num_classes), initializer="zeros", name="confusion"
+        )
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        predicted = ops.cast(ops.argmax(ops.reshape(y_pred, (-1, self.num_classes)), -1),
+                             "int32")
+        pairs = ops.one_hot(labels * self.num_classes + predicted,
+                            self.num_classes * self.num_classes)
+        if sample_weight is not None:
+            pairs = pairs * ops.reshape(ops.cast(sample_weight, pairs.dtype), (-1, 1))
+        counts = ops.reshape(ops.sum(pairs, axis=0), (self.num_classes, self.num_classes))
+        self.confusion.assign_add(ops.cast(counts, self.confusion.dtype))
+
+    def result(self):
+        c = self.confusion
+        tp = ops.diagonal(c)
+        predicted, actual = ops.sum(c, axis=0), ops.sum(c, axis=1)
+        precision = ops.divide_no_nan(tp, predicted)
+        recall = ops.divide_no_nan(tp, actual)
+        f1 = ops.divide_no_nan(2 * precision * recall, precision + recall)
+        present = ops.cast((predicted + actual) > 0, f1.dtype)
+        return ops.divide_no_nan(ops.sum(f1 * present), ops.sum(present))
+
+    def reset_state(self):
+        self.confusion.assign(ops.zeros_like(self.confusion))
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}

@@ -1,0 +1,76 @@
+"""Argument checks shared by every public constructor.
+
+Errors follow Keras's pattern: name the argument, say what was expected, echo what
+came (``... Received: mask_rate=1.5``), so users fix the call without reading a trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def positive_int(name: str, value: Any) -> int:
+    """Returns `value` if it is a positive int, else raises a `ValueError` naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
+    return value
+
+
+def non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative integer. Received: {name}={value!r}")
+    return value
+
+
+def open_unit_interval(name: str, value: Any) -> float:
+    """Returns `value` if it lies strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(
+            f"`{name}` must be a number strictly between 0 and 1. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+def unit_interval(name: str, value: Any) -> float:
+    """Returns `value` if it lies in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ValueError(f"`{name}` must be a number in [0, 1]. Received: {name}={value!r}")
+    return float(value)
+
+
+def positive_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
+    return float(value)
+
+
+def one_of(name: str, value: Any, choices) -> Any:
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {sorted(choices)}. Received: {name}={value!r}"
+        )
+    return value
+
+
+def string_list(name: str, texts: Any) -> list[str]:
+    """Returns `texts` as a list of str, or raises naming `name` and the first bad item."""
+    if isinstance(texts, (str, bytes)):
+        raise TypeError(
+            f"`{name}` must be a list of strings, not a single string. "
+            f"Wrap it in a list. Received: {name}={texts[:60]!r}"
+        )
+    try:
+        texts = list(texts)
+    except TypeError:
+        raise TypeError(
+            f"`{name}` must be a list of strings. Received: {name} of type {type(texts).__name__}"
+        ) from None
+    if not texts:
+        raise ValueError(f"`{name}` is empty; pass at least one text. Received: {name}=[]")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"`{name}` must contain only strings; item {i} is "
+                f"{type(text).__name__}: {text!r}"
+            )
+    return texts

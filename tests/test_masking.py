@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import pretrainlib as pl
+
+
+def masked_batches(tokenizer, glosses, draws=20, **kwargs):
+    objective = pl.objectives.MaskedLM(tokenizer=tokenizer, max_predictions=20, **kwargs)
+    batch = tokenizer.encode(glosses[:256], 32)
+    outs = [objective.transform(batch) for _ in range(draws)]
+    return batch, outs
+
+
+def test_masking_statistics_match_bert(tokenizer, glosses):
+    batch, outs = masked_batches(tokenizer, glosses)
+    original = batch["token_ids"].numpy()
+    selectable = ~np.isin(original, tokenizer.special_ids)
+    selected = replaced_by_mask = replaced_random = kept = 0
+    for inputs, targets, weights in outs:
+        positions = inputs["mask_positions"].numpy()
+        weights = weights.numpy()
+        masked_ids = inputs["token_ids"].numpy()
+        targets = targets.numpy()
+        for row in range(original.shape[0]):
+            live = positions[row][weights[row] > 0]
+            assert selectable[row, live].all(), "special or padding token selected"
+            np.testing.assert_array_equal(targets[row][weights[row] > 0], original[row, live])
+            selected += len(live)
+            new = masked_ids[row, live]
+            replaced_by_mask += (new == tokenizer.mask_id).sum()
+            kept += (new == original[row, live]).sum()
+            replaced_random += ((new != tokenizer.mask_id) & (new != original[row, live])).sum()
+            untouched = np.setdiff1d(np.arange(original.shape[1]), live)
+            np.testing.assert_array_equal(masked_ids[row, untouched], original[row, untouched])
+    rate = selected / (selectable.sum() * len(outs))
+    assert rate == pytest.approx(0.15, abs=0.01)
+    assert replaced_by_mask / selected == pytest.approx(0.8, abs=0.02)
+    # A random replacement can draw the original token (1 in vocab_size): small bias.
+    assert replaced_random / selected == pytest.approx(0.1, abs=0.02)
+    assert kept / selected == pytest.approx(0.1, abs=0.02)
+
+
+def test_padding_is_never_masked_and_weights_zero_off_mask(tokenizer, glosses):
+    batch, outs = masked_batches(tokenizer, glosses, draws=5)
+    padding = batch["padding_mask"].numpy() == 0
+    assert padding.any()
+    for inputs, _, weights in outs:
+        positions, weights = inputs["mask_positions"].numpy(), weights.numpy()
+        for row in range(positions.shape[0]):
+            assert not padding[row, positions[row][weights[row] > 0]].any()
+        # Slots beyond the selected ones are padding with weight exactly 0.
+        assert set(np.unique(weights)) <= {0.0, 1.0}
+        np.testing.assert_array_equal(inputs["padding_mask"].numpy(), batch["padding_mask"])
+
+
+def test_masks_are_redrawn_every_epoch(tokenizer, glosses):
+    objective = pl.objectives.MaskedLM(tokenizer=tokenizer, max_predictions=20)
+    ds = pl.data.text_dataset(glosses[:64], tokenizer, batch_size=64, sequence_length=32,
+                              shuffle=False).map(objective.transform)
+    first = next(iter(ds))[0]["mask_positions"].numpy()
+    second = next(iter(ds))[0]["mask_positions"].numpy()
+    assert not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("rate", [0, 1, -0.1, 1.5, "0.2"])
+def test_mask_rate_outside_open_unit_interval_is_rejected(tokenizer, rate):
+    with pytest.raises(ValueError, match="mask_rate"):
+        pl.objectives.MaskedLM(tokenizer=tokenizer, mask_rate=rate)
+
+
+def test_masked_lm_without_vocabulary_is_rejected():
+    with pytest.raises(ValueError, match="tokenizer"):
+        pl.objectives.MaskedLM()
+
+
+def test_masked_lm_on_a_non_text_backbone_is_rejected(tokenizer):
+    import keras
+
+    image_backbone = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten()])
+    with pytest.raises(ValueError, match="token_ids"):
+        pl.Pretrainer(image_backbone, pl.objectives.MaskedLM(tokenizer=tokenizer))
+
+
+def test_tokenizer_and_backbone_vocabulary_mismatch_is_rejected(tokenizer):
+    backbone = pl.backbones.TextEncoder(tokenizer.vocab_size + 7, num_layers=1, hidden_dim=16)
+    with pytest.raises(ValueError, match="vocab_size"):
+        pl.Pretrainer(backbone, pl.objectives.MaskedLM(tokenizer=tokenizer))

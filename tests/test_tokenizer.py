@@ -1,0 +1,77 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import pretrainlib as pl
+
+
+def test_tokenize_detokenize_round_trip(tokenizer, glosses):
+    for text in glosses[:50]:
+        ids = tokenizer.tokenize(text)  # eager str in -> list of ids out (KerasHub)
+        restored = tokenizer.detokenize(ids)
+        # Lowercased, accents stripped, punctuation split off: compare word content.
+        assert restored.replace(" ", "") == text.lower().replace(" ", "") or "[UNK]" in restored
+
+
+def test_encode_adds_cls_sep_and_padding_mask(tokenizer):
+    out = tokenizer.encode(["a dog", "a very much longer gloss about a small dog"], 8)
+    ids, mask = out["token_ids"].numpy(), out["padding_mask"].numpy()
+    assert ids.shape == (2, 8) and ids.dtype == np.int32 and mask.dtype == np.int32
+    assert (ids[:, 0] == tokenizer.cls_id).all()
+    assert ids[0, mask[0].sum() - 1] == tokenizer.sep_id
+    assert (ids[0][mask[0] == 0] == tokenizer.pad_id).all()
+    assert mask[1].all()
+
+
+def test_vocab_size_and_special_tokens(tokenizer):
+    vocabulary = tokenizer.get_vocabulary()
+    assert tokenizer.vocab_size == len(vocabulary) <= 600
+    assert vocabulary[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def test_saved_tokenizer_reloads_in_fresh_process_with_identical_ids(tokenizer, glosses, tmp_path):
+    path = tmp_path / "tok.json"
+    tokenizer.save(str(path))
+    expected = tokenizer.encode(glosses[:20], 24)["token_ids"].numpy()
+    np.save(tmp_path / "texts.npy", np.array(glosses[:20]))
+    code = (
+        "import numpy as np, pretrainlib as pl;"
+        f"tok = pl.text.WordPieceTokenizer.load({str(path)!r});"
+        f"texts = list(np.load({str(tmp_path / 'texts.npy')!r}));"
+        f"np.save({str(tmp_path / 'ids.npy')!r}, tok.encode(texts, 24)['token_ids'].numpy())"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "ids.npy"), expected)
+
+
+@pytest.mark.parametrize(
+    "texts, error, fragment",
+    [
+        ("a single string", TypeError, "texts"),
+        (["fine", 3], TypeError, "item 1"),
+        ([], ValueError, "texts"),
+        (None, TypeError, "texts"),
+    ],
+)
+def test_train_rejects_bad_texts(texts, error, fragment):
+    with pytest.raises(error, match=fragment):
+        pl.text.WordPieceTokenizer.train(texts, vocab_size=50)
+
+
+def test_train_rejects_tiny_vocab():
+    with pytest.raises(ValueError, match="vocab_size"):
+        pl.text.WordPieceTokenizer.train(["a b c"], vocab_size=3)
+
+
+def test_vocabulary_without_special_tokens_is_rejected():
+    with pytest.raises(ValueError, match=r"\[MASK\]"):
+        pl.text.WordPieceTokenizer(vocabulary=["[UNK]", "a", "b"])
+
+
+def test_load_rejects_other_json(tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text('{"class_name": "something else"}')
+    with pytest.raises(ValueError, match="path"):
+        pl.text.WordPieceTokenizer.load(str(path))
