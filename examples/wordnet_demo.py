@@ -2,7 +2,7 @@
 
 1. Trains a WordPiece tokenizer and pretrains a small BERT-style TextEncoder with
    masked language modeling on ~109,000 unlabeled WordNet glosses (packed into full
-   128-token rows).
+   64-token rows), about 1,500 steps.
 2. Fine-tunes it on a few labeled noun definitions (default 200) to predict one of six
    supersenses, under the library's default FreezeThenUnfreeze policy.
 3. Trains the same architecture from scratch on the same labels: a fair baseline
@@ -59,7 +59,8 @@ def pretrain(wn, args, seed: int):
         f"{args.pretrain_length} tokens ({args.pretrain_epochs:g} passes over the glosses)")
     encoder = make_encoder(tokenizer, args)
     pretrainer = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tokenizer))
-    pretrainer.compile(learning_rate=args.pretrain_lr)
+    # XLA: 12% faster masked-LM steps on a 2-core CPU (Keras's "auto" left it off).
+    pretrainer.compile(learning_rate=args.pretrain_lr, jit_compile=True)
     history = pretrainer.fit(unlabeled.repeat(), steps_per_epoch=steps, epochs=1,
                              verbose=1 if sys.stdout.isatty() else 2)
     log(f"masked-LM loss {history.history['loss'][-1]:.3f}, "
@@ -201,13 +202,13 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--pretrain-per-seed", action="store_true",
                    help="pretrain again for every seed (default: once)")
-    p.add_argument("--vocab", type=int, default=8000)
+    p.add_argument("--vocab", type=int, default=4000)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--pretrain-length", type=int, default=128)
-    p.add_argument("--pretrain-batch", type=int, default=64)
-    p.add_argument("--pretrain-epochs", type=float, default=1.0)
-    p.add_argument("--pretrain-lr", type=float, default=1e-3)
+    p.add_argument("--pretrain-length", type=int, default=64)
+    p.add_argument("--pretrain-batch", type=int, default=32)
+    p.add_argument("--pretrain-epochs", type=float, default=1.7)
+    p.add_argument("--pretrain-lr", type=float, default=3e-3)
     p.add_argument("--length", type=int, default=48, help="fine-tuning sequence length")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--epochs", type=int, default=20)

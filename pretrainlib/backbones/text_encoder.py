@@ -33,7 +33,8 @@ class TextEncoder(keras_hub.models.Backbone):
         num_heads: attention heads per block; must divide `hidden_dim`.
         intermediate_dim: width of the feed-forward layer (default `4 * hidden_dim`).
         max_sequence_length: longest input the position embedding covers.
-        dropout: dropout rate inside the encoder.
+        dropout: dropout rate inside the encoder. Default 0: on CPU budgets
+            pretraining underfits and dropout only slows it down.
         normalize_first: pre-LayerNorm blocks (as GPT-2 and most recent encoders)
             with a final LayerNorm, which train stably at the higher learning rates
             small models want; False gives BERT's post-LayerNorm blocks.
@@ -56,7 +57,7 @@ class TextEncoder(keras_hub.models.Backbone):
         num_heads: int = 2,
         intermediate_dim: int | None = None,
         max_sequence_length: int = 128,
-        dropout: float = 0.1,
+        dropout: float = 0.0,
         normalize_first: bool = True,
         activation: str = "gelu",
         dtype=None,
@@ -100,7 +101,10 @@ class TextEncoder(keras_hub.models.Backbone):
                 activation=activation,
                 normalize_first=normalize_first,
                 layer_norm_epsilon=1e-12,
-                kernel_initializer=init,
+                # Not BERT's N(0, 0.02): at small widths it makes attention and
+                # feed-forward outputs ~1% of the residual stream, so masked-LM
+                # training sat at the unigram loss for thousands of steps.
+                kernel_initializer="glorot_uniform",
                 dtype=dtype,
                 name=f"transformer_layer_{i}",
             )

@@ -16,7 +16,15 @@ _DATA_FILE = "wordnet_glosses.tsv.gz"
 
 @dataclasses.dataclass(frozen=True)
 class LabeledTexts:
-    """Texts with integer labels (`labels[i]` indexes `class_names`)."""
+    """Texts with integer labels (`labels[i]` indexes `class_names`).
+
+    Example:
+    >>> import numpy as np
+    >>> from pretrainlib.datasets import LabeledTexts
+    >>> data = LabeledTexts(["a dog", "a cat", "an oak"], np.array([0, 0, 1]), ("animal", "plant"))
+    >>> sorted(data.sample(2, seed=0).labels.tolist())
+    [0, 1]
+    """
 
     texts: list[str]
     labels: np.ndarray
@@ -64,6 +72,12 @@ class WordNetSupersenses:
             every part of speech, except the validation and test synsets: text for
             pretraining that never shows the model an evaluation gloss.
         class_names: the six supersenses.
+
+    Example:
+    >>> import pretrainlib as pl
+    >>> few = pl.datasets.wordnet_supersenses().train.sample(60, seed=0)
+    >>> len(few), len(set(few.labels.tolist()))
+    (60, 6)
     """
 
     train: LabeledTexts

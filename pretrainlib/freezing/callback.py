@@ -13,6 +13,21 @@ class PolicyCallback(keras.callbacks.Callback):
     optimizer object, and with it the state of variables that were training, is
     kept. The optimizer must have been built on all variables beforehand (the
     FineTuner does that), or it would refuse the newly unfrozen ones.
+    `FineTuner.fit` adds this callback itself; you need it only for a plain
+    `keras.Model` of your own.
+
+    Example:
+    >>> import keras, pretrainlib as pl
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="body"),
+    ...                           keras.layers.Dense(2, name="head")])
+    >>> model.compile(optimizer=pl.training.SGD(0.1), loss="mse")
+    >>> model.optimizer.build(model.trainable_variables)
+    >>> callback = pl.freezing.PolicyCallback(
+    ...     pl.freezing.FeatureExtraction(),
+    ...     {"body": [model.get_layer("body")], "head": [model.get_layer("head")]})
+    >>> callback.set_model(model)
+    >>> callback.apply(epoch=0), model.get_layer("body").trainable
+    (True, False)
     """
 
     def __init__(self, policy, groups: dict[str, list[keras.layers.Layer]]):

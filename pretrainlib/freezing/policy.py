@@ -24,6 +24,11 @@ class Stage:
     Groups may be named three ways: by name (`"block_0"`, `"head"`), by index among
     the backbone groups (`0` is the bottom, `-1` the top), or as `"backbone"`, all
     groups but the head. A named group overrides `"backbone"`.
+
+    Example:
+    >>> from pretrainlib.freezing import Stage
+    >>> Stage(2, ["head", -1], {-1: 0.1}).get_config()
+    {'start_epoch': 2, 'trainable': ['head', -1], 'lr_multipliers': {-1: 0.1}}
     """
 
     start_epoch: int = 0

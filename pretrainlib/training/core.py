@@ -56,7 +56,21 @@ def dataset_length(name: str, dataset) -> int | None:
 
 
 class TrainingCore:
-    """Mixin for `keras.Model` subclasses: default compile and run-aware schedules."""
+    """Mixin for `keras.Model` subclasses: default compile and run-aware schedules.
+
+    Put it before `keras.Model` in the bases and implement `default_loss()`.
+
+    Example:
+    >>> import keras, pretrainlib as pl
+    >>> class Regressor(pl.training.TrainingCore, keras.Model):
+    ...     def default_loss(self):
+    ...         return "mse"
+    >>> inputs = keras.Input((3,))
+    >>> model = Regressor(inputs, keras.layers.Dense(1)(inputs))
+    >>> model.compile(learning_rate=1e-2)
+    >>> type(model.optimizer).__name__
+    'AdamW'
+    """
 
     default_learning_rate = 1e-3
 

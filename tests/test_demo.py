@@ -1,0 +1,24 @@
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_on_a_tiny_budget(tmp_path):
+    out = tmp_path / "demo.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "wordnet_demo.py"), "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "pretraining gain" in run.stdout and str(out) in run.stdout
+    payload = json.loads(out.read_text())
+    for model in ("pretrained", "scratch"):
+        metrics = payload["summary"][model]
+        assert 0 <= metrics["macro_f1"]["mean"] <= 1 and metrics["accuracy"]["n"] == 1
+    assert payload["runs"]["pretrained"][0]["pretrain_seconds"] > 0
