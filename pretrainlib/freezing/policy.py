@@ -145,15 +145,12 @@ class FreezePolicy:
         groups = list(groups)
         rows = [["stage", "epochs", *groups]]
         for i, stage in enumerate(self.stages):
-            end = (f"-{self.stages[i + 1].start_epoch - 1}" if i + 1 < len(self.stages)
-                   else "+")
-            epochs = (f"{stage.start_epoch}{end}" if end == "+" or
-                      self.stages[i + 1].start_epoch - 1 != stage.start_epoch
-                      else str(stage.start_epoch))
-            cells = []
-            for g in groups:
-                m = self.resolve(i, groups)[g]
-                cells.append("frozen" if m == 0 else "train" if m == 1 else f"x{m:g}")
+            start = stage.start_epoch
+            end = self.stages[i + 1].start_epoch - 1 if i + 1 < len(self.stages) else None
+            epochs = f"{start}+" if end is None else str(start) if end == start else f"{start}-{end}"
+            rates = self.resolve(i, groups)
+            cells = ["frozen" if rates[g] == 0 else "train" if rates[g] == 1 else f"x{rates[g]:g}"
+                     for g in groups]
             rows.append([str(i), epochs, *cells])
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
