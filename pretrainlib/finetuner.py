@@ -7,7 +7,12 @@ import numpy as np
 
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.freezing.builtins import FreezeThenUnfreeze
-from pretrainlib.freezing.callback import PolicyCallback
+from pretrainlib.freezing.callback import (
+    PolicyCallback,
+    apply_stage,
+    trainable_candidates,
+    variables_ever_trained,
+)
 from pretrainlib.freezing.policy import FreezePolicy
 from pretrainlib.training.core import TrainingCore, dataset_length
 from pretrainlib.training.metrics import MacroF1
@@ -28,11 +33,16 @@ class FineTuner(TrainingCore, keras.Model):
     (`default_learning_rate`); sparse categorical cross-entropy on logits; metrics
     accuracy and macro-F1 (`val_macro_f1` is a good EarlyStopping monitor).
 
+    The policy's first stage (or `current_stage`) is applied when the model is
+    built, so `summary()` shows what trains; the optimizer keeps slots only for
+    variables that train in some stage. `current_stage` is saved with the model.
+
     Args:
         backbone: a Keras model (e.g. a pretrained `pl.backbones.TextEncoder`).
         head: a `pl.heads` head (e.g. `pl.heads.Classifier(num_classes=4)`).
         policy: a `pl.freezing.FreezePolicy`; default
             `FreezeThenUnfreeze(freeze_epochs=1)`.
+        current_stage: the policy stage to start in (restored from a saved model).
 
     Example:
     >>> import pretrainlib as pl
@@ -50,7 +60,8 @@ class FineTuner(TrainingCore, keras.Model):
     """
 
     def __init__(self, backbone: keras.Model, head: keras.layers.Layer,
-                 policy: FreezePolicy | None = None, **kwargs):
+                 policy: FreezePolicy | None = None, current_stage: int | None = None,
+                 **kwargs):
         if not isinstance(backbone, keras.Model):
             raise TypeError(
                 "`backbone` must be a keras.Model (e.g. pl.backbones.TextEncoder). "
@@ -67,22 +78,45 @@ class FineTuner(TrainingCore, keras.Model):
                 "`policy` must be a pl.freezing.FreezePolicy (e.g. FreezeThenUnfreeze()). "
                 f"Received: policy of type {type(policy).__name__}"
             )
+        # LoRA and adapters change the backbone before the graph is assembled.
+        network, groups = policy.prepare(backbone, layer_groups(backbone))
+        if "head" in groups:
+            raise ValueError(
+                f"The backbone has a layer group named 'head', the name of the task head's "
+                f"group. Rename it. Groups: {list(groups)}"
+            )
         # === Functional Model ===
         inputs = backbone.input
-        outputs = head(backbone(inputs))
+        outputs = head(network(inputs))
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
         self.head = head
         self.policy = policy
-        self.current_stage = None
+        # A plain holder, so Keras does not track the layers a second time.
+        self._groups = _Groups({**groups, "head": [head]})
+        names = list(self.layer_groups)
         # Fail now, not at the first stage boundary, on groups the model lacks.
-        for stage in range(len(policy.stages)):
-            policy.resolve(stage, self.layer_groups)
+        for stage in range(policy.num_stages(names)):
+            policy.plan(stage, names)
+        self._groups.candidates = trainable_candidates(self.layer_groups)
+        if current_stage is not None and not 0 <= current_stage < policy.num_stages(names):
+            raise ValueError(
+                f"`current_stage` must index one of the policy's {policy.num_stages(names)} "
+                f"stages. Received: current_stage={current_stage}"
+            )
+        self.current_stage = current_stage
+        apply_stage(policy, current_stage or 0, self.layer_groups, self.trainable_candidates)
 
     @property
     def layer_groups(self) -> dict[str, list[keras.layers.Layer]]:
-        """The backbone's groups, bottom to top, then `"head"`."""
-        return {**layer_groups(self.backbone), "head": [self.head]}
+        """The backbone's groups, bottom to top (plus any the policy adds), then
+        `"head"`."""
+        return dict(self._groups.groups)
+
+    @property
+    def trainable_candidates(self) -> frozenset[int]:
+        """`id`s of the variables any policy stage may train."""
+        return self._groups.candidates
 
     # === Defaults from the head ===
     def default_loss(self):
@@ -104,14 +138,13 @@ class FineTuner(TrainingCore, keras.Model):
         if validation_data is not None:
             self._check_labels("validation_data", validation_data)
         self._start_schedule(x, epochs, steps_per_epoch, initial_epoch)
-        # Build the optimizer on every variable while all are trainable, so that
+        # Build the optimizer on every variable that some stage trains, so that
         # groups unfrozen later are known to it (Keras refuses unknown variables).
-        for layers in self.layer_groups.values():
-            for layer in layers:
-                layer.trainable = True
         if not self.optimizer.built:
-            self.optimizer.build(self.trainable_variables)
-        policy_callback = PolicyCallback(self.policy, self.layer_groups)
+            self.optimizer.build(variables_ever_trained(
+                self.policy, self.layer_groups, self.trainable_candidates))
+        policy_callback = PolicyCallback(self.policy, self.layer_groups,
+                                         self.trainable_candidates)
         policy_callback.set_model(self)
         policy_callback.apply(initial_epoch)
         callbacks = [policy_callback, *(callbacks or [])]
@@ -146,6 +179,7 @@ class FineTuner(TrainingCore, keras.Model):
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "head": keras.saving.serialize_keras_object(self.head),
             "policy": keras.saving.serialize_keras_object(self.policy),
+            "current_stage": self.current_stage,
             "name": self.name,
         }
 
@@ -155,3 +189,11 @@ class FineTuner(TrainingCore, keras.Model):
         for key in ("backbone", "head", "policy"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+class _Groups:
+    """Holds the FineTuner's layer groups outside Keras's attribute tracking."""
+
+    def __init__(self, groups):
+        self.groups = groups
+        self.candidates = frozenset()

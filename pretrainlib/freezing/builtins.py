@@ -85,3 +85,97 @@ class FreezeThenUnfreeze(FreezePolicy):
     def get_config(self):
         return {"freeze_epochs": self.freeze_epochs,
                 "backbone_lr_multiplier": self.backbone_lr_multiplier}
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class GradualUnfreeze(FreezePolicy):
+    """ULMFiT's gradual unfreezing: the head first, then one group more per stage,
+    from the top of the backbone down, until everything trains.
+
+    Args:
+        every_epochs: epochs per stage.
+
+    Example:
+    >>> import pretrainlib as pl
+    >>> policy = pl.freezing.GradualUnfreeze(every_epochs=2)
+    >>> print(policy.summary(["embeddings", "block_0", "head"]))
+    stage  epochs  embeddings  block_0  head
+    0      0-1     frozen      frozen   train
+    1      2-3     frozen      train    train
+    2      4+      train       train    train
+    """
+
+    def __init__(self, every_epochs: int = 1):
+        self.every_epochs = validation.positive_int("every_epochs", every_epochs)
+        super().__init__([Stage(0, ("head",))])
+
+    def stages_for(self, groups):
+        backbone = [g for g in groups if g != "head"]
+        return [Stage(k * self.every_epochs, ("head", *backbone[len(backbone) - k:]))
+                for k in range(len(backbone) + 1)]
+
+    def get_config(self):
+        return {"every_epochs": self.every_epochs}
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class LayerwiseLRDecay(FreezePolicy):
+    """Discriminative learning rates (ULMFiT, ELECTRA, BEiT): everything trains, each
+    backbone group at `decay` times the rate of the group above it.
+
+    With groups `embeddings, block_0, block_1, head` the multipliers are
+    `decay**3, decay**2, decay, 1`: the lowest, most general features move least.
+
+    Args:
+        decay: ratio between neighbouring groups, in (0, 1].
+        freeze_epochs: optional epochs that train the head alone first.
+
+    Example:
+    >>> import pretrainlib as pl
+    >>> print(pl.freezing.LayerwiseLRDecay(0.5).summary(["embeddings", "block_0", "head"]))
+    stage  epochs  embeddings  block_0  head
+    0      0+      x0.25       x0.5     train
+    """
+
+    def __init__(self, decay: float = 0.8, freeze_epochs: int = 0):
+        validation.positive_float("decay", decay)
+        if decay > 1:
+            raise ValueError(f"`decay` must be in (0, 1]. Received: decay={decay}")
+        self.decay = decay
+        self.freeze_epochs = validation.non_negative_int("freeze_epochs", freeze_epochs)
+        super().__init__([Stage(0, ALL)])
+
+    def stages_for(self, groups):
+        backbone = [g for g in groups if g != "head"]
+        n = len(backbone)
+        rates = {g: self.decay ** (n - i) for i, g in enumerate(backbone)}
+        stages = [Stage(0, ("head",))] if self.freeze_epochs else []
+        return stages + [Stage(self.freeze_epochs, ALL, rates)]
+
+    def get_config(self):
+        return {"decay": self.decay, "freeze_epochs": self.freeze_epochs}
+
+
+# Variable names of biases and normalization parameters in Keras layers.
+BIAS_AND_NORM = ("bias", "gamma", "beta")
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class BitFit(FreezePolicy):
+    """BitFit (Ben Zaken et al., 2022): in the backbone only biases and normalization
+    scales/offsets train (`bias`, `gamma`, `beta`); the head trains fully.
+
+    About 0.1% of a BERT's parameters, and the optimizer keeps slots for those only.
+
+    Example:
+    >>> import pretrainlib as pl
+    >>> print(pl.freezing.BitFit().summary(["block_0", "head"]))
+    stage  epochs  block_0                 head
+    0      0+      train(bias|gamma|beta)  train
+    """
+
+    def __init__(self):
+        super().__init__([Stage(0, ALL, train_only={"backbone": BIAS_AND_NORM})])
+
+    def get_config(self):
+        return {}

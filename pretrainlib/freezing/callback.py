@@ -1,8 +1,58 @@
-"""Applies a FreezePolicy during `fit`, as a Keras callback."""
+"""Applies a FreezePolicy to a model: trainable flags, rate multipliers, train function."""
 
 from __future__ import annotations
 
 import keras
+
+from pretrainlib.freezing.policy import _variables
+
+
+def trainable_candidates(groups: dict[str, list[keras.layers.Layer]]) -> frozenset[int]:
+    """`id`s of the variables a policy may train: those their layers made trainable.
+
+    Sets every layer trainable (Keras then marks every variable it created trainable
+    again, undoing earlier stages) and reads which variables are; variables created
+    non-trainable (BatchNorm's moving statistics, seed states) never train.
+    """
+    for layers in groups.values():
+        for layer in layers:
+            layer.trainable = True
+    return frozenset(id(v) for layers in groups.values() for v in _variables(layers)
+                     if v.trainable)
+
+
+def apply_stage(policy, stage: int, groups: dict, candidates: frozenset[int]) -> list:
+    """Sets `trainable` on the groups' layers and variables for one stage.
+
+    Returns `[(variable, lr multiplier), ...]` for the variables that train. A frozen
+    layer also runs in inference mode (Keras's rule), so frozen BatchNorm layers keep
+    their moving statistics.
+    """
+    plans = policy.plan(stage, groups)
+    multipliers = []  # Keras variables are unhashable: a list of pairs
+    for name, layers in groups.items():
+        plan = plans[name]
+        for layer in layers:
+            layer.trainable = plan.trains
+        for variable in _variables(layers):
+            if id(variable) in candidates:
+                variable.trainable = plan.trains_variable(variable)
+                if variable.trainable:
+                    multipliers.append((variable, plan.multiplier))
+    return multipliers
+
+
+def variables_ever_trained(policy, groups: dict, candidates: frozenset[int]) -> list:
+    """The variables that train in at least one stage, in model order: the optimizer
+    is built on these only, so BitFit and LoRA keep no slots for frozen weights."""
+    chosen = {}
+    for stage in range(policy.num_stages(list(groups))):
+        plans = policy.plan(stage, groups)
+        for name, layers in groups.items():
+            for variable in _variables(layers):
+                if id(variable) in candidates and plans[name].trains_variable(variable):
+                    chosen[id(variable)] = True
+    return [v for layers in groups.values() for v in _variables(layers) if id(v) in chosen]
 
 
 class PolicyCallback(keras.callbacks.Callback):
@@ -11,10 +61,16 @@ class PolicyCallback(keras.callbacks.Callback):
     Keras 3 reads `trainable` when it traces the train function, so at a boundary
     the train function is rebuilt (`make_train_function(force=True)`); the
     optimizer object, and with it the state of variables that were training, is
-    kept. The optimizer must have been built on all variables beforehand (the
-    FineTuner does that), or it would refuse the newly unfrozen ones.
+    kept. The optimizer must have been built on every variable that will ever
+    train (the FineTuner does that), or it would refuse the newly unfrozen ones.
     `FineTuner.fit` adds this callback itself; you need it only for a plain
     `keras.Model` of your own.
+
+    Args:
+        policy: a `pl.freezing.FreezePolicy`.
+        groups: `{group name: [layers]}`, bottom to top, the head last.
+        candidates: `id`s of the variables that may train (default: computed with
+            `trainable_candidates(groups)`).
 
     Example:
     >>> import keras, pretrainlib as pl
@@ -30,24 +86,20 @@ class PolicyCallback(keras.callbacks.Callback):
     (True, False)
     """
 
-    def __init__(self, policy, groups: dict[str, list[keras.layers.Layer]]):
+    def __init__(self, policy, groups: dict[str, list[keras.layers.Layer]],
+                 candidates: frozenset[int] | None = None):
         super().__init__()
         self.policy = policy
         self.groups = groups
+        self.candidates = trainable_candidates(groups) if candidates is None else candidates
         self.stage = None
 
     def apply(self, epoch: int) -> bool:
         """Applies the stage of `epoch`; returns True if it changed anything."""
-        stage = self.policy.stage_index(epoch)
+        stage = self.policy.stage_index(epoch, list(self.groups))
         if stage == self.stage:
             return False
-        rates = self.policy.resolve(stage, self.groups)
-        multipliers = []  # (variable, multiplier); Keras variables are unhashable
-        for name, layers in self.groups.items():
-            for layer in layers:
-                layer.trainable = rates[name] > 0
-                if rates[name] > 0:
-                    multipliers += [(v, rates[name]) for v in layer.trainable_variables]
+        multipliers = apply_stage(self.policy, stage, self.groups, self.candidates)
         optimizer = self.model.optimizer
         if hasattr(optimizer, "set_lr_multipliers"):
             optimizer.set_lr_multipliers(multipliers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Iterable, Sequence
 
 import keras
@@ -10,6 +11,7 @@ import keras
 from pretrainlib import validation
 
 ALL = "all"
+HEAD = "head"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +22,10 @@ class Stage:
         start_epoch: first epoch (0-based) of this stage.
         trainable: group names that train, or `"all"`.
         lr_multipliers: `{group: multiplier}` on the learning rate; others get 1.
+        train_only: `{group: [regex, ...]}`: in these groups only the variables whose
+            name (`"kernel"`, `"bias"`, `"gamma"`, `"lora_kernel_a"`...) fully matches
+            one of the patterns train (BitFit, LoRA); other groups train every
+            variable.
 
     Groups may be named three ways: by name (`"block_0"`, `"head"`), by index among
     the backbone groups (`0` is the bottom, `-1` the top), or as `"backbone"`, all
@@ -28,23 +34,52 @@ class Stage:
     Example:
     >>> from pretrainlib.freezing import Stage
     >>> Stage(2, ["head", -1], {-1: 0.1}).get_config()
-    {'start_epoch': 2, 'trainable': ['head', -1], 'lr_multipliers': {-1: 0.1}}
+    {'start_epoch': 2, 'trainable': ['head', -1], 'lr_multipliers': {-1: 0.1}, 'train_only': {}}
     """
 
     start_epoch: int = 0
     trainable: tuple[str, ...] | str = ALL
     lr_multipliers: dict = dataclasses.field(default_factory=dict)
+    train_only: dict = dataclasses.field(default_factory=dict)
 
     def get_config(self) -> dict:
         trainable = self.trainable if isinstance(self.trainable, str) else list(self.trainable)
         return {"start_epoch": self.start_epoch, "trainable": trainable,
-                "lr_multipliers": dict(self.lr_multipliers)}
+                "lr_multipliers": dict(self.lr_multipliers),
+                "train_only": {k: list(v) for k, v in self.train_only.items()}}
 
     @classmethod
     def from_config(cls, config: dict) -> "Stage":
         trainable = config.get("trainable", ALL)
         trainable = trainable if isinstance(trainable, str) else tuple(trainable)
-        return cls(config.get("start_epoch", 0), trainable, dict(config.get("lr_multipliers", {})))
+        train_only = {k: tuple(v) for k, v in config.get("train_only", {}).items()}
+        return cls(config.get("start_epoch", 0), trainable,
+                   dict(config.get("lr_multipliers", {})), train_only)
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupPlan:
+    """What one group does in one stage: its rate multiplier (0 = frozen) and,
+    if only some of its variables train, the name patterns of those.
+
+    Example:
+    >>> from pretrainlib.freezing import FreezePolicy, Stage
+    >>> policy = FreezePolicy([Stage(0, "all", {"block_0": 0.5}, {"block_0": ["bias"]})])
+    >>> policy.plan(0, ["block_0", "head"])["block_0"]
+    GroupPlan(multiplier=0.5, only=('bias',))
+    """
+
+    multiplier: float
+    only: tuple[str, ...] | None = None
+
+    @property
+    def trains(self) -> bool:
+        return self.multiplier > 0
+
+    def trains_variable(self, variable) -> bool:
+        if not self.trains:
+            return False
+        return self.only is None or any(re.fullmatch(p, variable.name) for p in self.only)
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -52,12 +87,15 @@ class FreezePolicy:
     """Which layer groups train, at which learning-rate multiplier, in which epoch.
 
     A policy is data: an ordered list of `Stage`s. The FineTuner applies it through
-    a callback: at each stage boundary it sets `trainable` on the groups, sets the
-    optimizer's per-group learning-rate multipliers and rebuilds the train function
-    (Keras 3 ignores `trainable` changes until then). Optimizer state of variables
-    that were already training is kept; newly unfrozen ones start fresh.
+    a callback: at each stage boundary it sets `trainable` on the groups (and, for
+    `train_only` stages, on single variables), sets the optimizer's per-group
+    learning-rate multipliers and rebuilds the train function (Keras 3 ignores
+    `trainable` changes until then). Optimizer state of variables that were already
+    training is kept; newly unfrozen ones start fresh.
 
     The group names are the backbone's `layer_groups` (bottom to top) plus `"head"`.
+    Subclasses may derive their stages from the model's groups (`stages_for`) or
+    change the model before it is assembled (`prepare`: LoRA, adapters).
 
     Args:
         stages: list of `Stage` (or their config dicts), ordered by `start_epoch`;
@@ -77,85 +115,97 @@ class FreezePolicy:
     """
 
     def __init__(self, stages: Sequence[Stage | dict]):
-        stages = [s if isinstance(s, Stage) else Stage.from_config(s) for s in stages]
-        if not stages:
-            raise ValueError("`stages` must hold at least one Stage. Received: stages=[]")
-        starts = [s.start_epoch for s in stages]
-        if starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
-            raise ValueError(
-                "`stages` must start at epoch 0 and have increasing `start_epoch`s. "
-                f"Received start epochs: {starts}"
-            )
-        for stage in stages:
-            validation.non_negative_int("start_epoch", stage.start_epoch)
-            for group, multiplier in stage.lr_multipliers.items():
-                if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) \
-                        or multiplier < 0:
-                    raise ValueError(
-                        "`lr_multipliers` values must be non-negative numbers. "
-                        f"Received: lr_multipliers[{group!r}]={multiplier!r}"
-                    )
-        self.stages = stages
+        self.stages = _check_stages(stages)
 
-    def stage_index(self, epoch: int) -> int:
+    # === Stages ===
+    def stages_for(self, groups: Sequence[str]) -> list[Stage]:
+        """The stages for a model with these groups (the same for any model here)."""
+        return self.stages
+
+    def stage_index(self, epoch: int, groups: Sequence[str] | None = None) -> int:
         """Index of the stage active in `epoch`."""
-        return max(i for i, s in enumerate(self.stages) if s.start_epoch <= epoch)
+        stages = self.stages_for(list(groups)) if groups is not None else self.stages
+        return max(i for i, s in enumerate(stages) if s.start_epoch <= epoch)
 
-    def resolve(self, stage_index: int, groups: Iterable[str]) -> dict[str, float]:
-        """`{group: lr multiplier}` for the groups that train in a stage (0 = frozen)."""
+    def num_stages(self, groups: Sequence[str]) -> int:
+        return len(self.stages_for(list(groups)))
+
+    def plan(self, stage_index: int, groups: Iterable[str]) -> dict[str, GroupPlan]:
+        """`{group: GroupPlan}` for every group in a stage."""
         groups = list(groups)
-        stage = self.stages[stage_index]
-        backbone_groups = [g for g in groups if g != "head"]
-
-        def names_of(key) -> list[str]:
-            if key == "backbone":
-                return backbone_groups
-            if isinstance(key, int) and not isinstance(key, bool):
-                if not -len(backbone_groups) <= key < len(backbone_groups):
-                    raise ValueError(
-                        f"Group index {key} is out of range for the "
-                        f"{len(backbone_groups)} backbone groups {backbone_groups}."
-                    )
-                return [backbone_groups[key]]
-            if key not in groups:
-                raise ValueError(
-                    f"Unknown layer group {key!r} in {type(self).__name__}. "
-                    f"The model's groups are: {groups} (or 'backbone', or an index)."
-                )
-            return [key]
-
+        stage = self.stages_for(groups)[stage_index]
+        names_of = _group_namer(groups, type(self).__name__)
         if stage.trainable == ALL:
             trainable = set(groups)
         else:
             trainable = {name for key in stage.trainable for name in names_of(key)}
-        multipliers = {}
+        multipliers, only = {}, {}
         # The "backbone" alias first, so that named groups override it.
-        for key, value in sorted(stage.lr_multipliers.items(), key=lambda kv: kv[0] != "backbone"):
-            for name in names_of(key):
-                multipliers[name] = float(value)
-        return {g: (multipliers.get(g, 1.0) if g in trainable else 0.0) for g in groups}
+        for mapping, out in ((stage.lr_multipliers, multipliers), (stage.train_only, only)):
+            for key, value in sorted(mapping.items(), key=lambda kv: kv[0] != "backbone"):
+                for name in names_of(key):
+                    out[name] = value
+        return {
+            g: GroupPlan(float(multipliers.get(g, 1.0)) if g in trainable else 0.0,
+                         tuple(only[g]) if g in only else None)
+            for g in groups
+        }
 
+    def resolve(self, stage_index: int, groups: Iterable[str]) -> dict[str, float]:
+        """`{group: lr multiplier}` for the groups that train in a stage (0 = frozen)."""
+        return {g: p.multiplier for g, p in self.plan(stage_index, groups).items()}
+
+    # === Model changes ===
+    def prepare(self, backbone: keras.Model, groups: dict) -> tuple[keras.Model, dict]:
+        """Changes the backbone before the FineTuner is assembled; returns the model
+        to call and its groups. The default changes nothing."""
+        return backbone, groups
+
+    # === Reporting ===
     def summary(self, groups) -> str:
         """A table: stage x group -> frozen / train / xMULTIPLIER.
 
-        `groups` is a list of group names, or a FineTuner (whose groups are used).
+        `groups` is a list of group names, or a FineTuner: then each cell also gives
+        the parameters that train in that stage, a `params` row each group's size
+        and a `trainable` column each stage's total.
         """
-        if hasattr(groups, "layer_groups"):
-            groups = list(groups.layer_groups)
-        groups = list(groups)
+        model = groups if hasattr(groups, "layer_groups") else None
+        groups = list(model.layer_groups) if model is not None else list(groups)
         rows = [["stage", "epochs", *groups]]
-        for i, stage in enumerate(self.stages):
+        if model is not None:
+            rows[0].append("trainable")
+            totals = [_count(_variables(model.layer_groups[g])) for g in groups]
+            rows.append(["params", "", *(_human(n) for n in totals), _human(sum(totals))])
+        stages = self.stages_for(groups)
+        for i, stage in enumerate(stages):
             start = stage.start_epoch
-            end = self.stages[i + 1].start_epoch - 1 if i + 1 < len(self.stages) else None
+            end = stages[i + 1].start_epoch - 1 if i + 1 < len(stages) else None
             epochs = f"{start}+" if end is None else str(start) if end == start else f"{start}-{end}"
-            rates = self.resolve(i, groups)
-            cells = ["frozen" if rates[g] == 0 else "train" if rates[g] == 1 else f"x{rates[g]:g}"
-                     for g in groups]
+            plans = self.plan(i, groups)
+            cells, stage_total = [], 0
+            for g in groups:
+                p = plans[g]
+                count = None
+                if model is not None and p.trains:
+                    candidates = model.trainable_candidates
+                    count = _count(v for v in _variables(model.layer_groups[g])
+                                   if id(v) in candidates and p.trains_variable(v))
+                stage_total += count or 0
+                if not p.trains or count == 0:
+                    cells.append("frozen")
+                    continue
+                cell = "train" if p.multiplier == 1 else f"x{p.multiplier:g}"
+                if p.only is not None:
+                    cell += "(" + "|".join(p.only) + ")"
+                cells.append(cell if count is None else f"{cell} {_human(count)}")
+            if model is not None:
+                cells.append(_human(stage_total))
             rows.append([str(i), epochs, *cells])
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
                          for r in rows)
 
+    # === Config ===
     def get_config(self) -> dict:
         return {"stages": [s.get_config() for s in self.stages]}
 
@@ -165,3 +215,89 @@ class FreezePolicy:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.get_config()})"
+
+
+def _check_stages(stages) -> list[Stage]:
+    stages = [s if isinstance(s, Stage) else Stage.from_config(s) for s in stages]
+    if not stages:
+        raise ValueError("`stages` must hold at least one Stage. Received: stages=[]")
+    starts = [s.start_epoch for s in stages]
+    if starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
+        raise ValueError(
+            "`stages` must start at epoch 0 and have increasing `start_epoch`s. "
+            f"Received start epochs: {starts}"
+        )
+    for stage in stages:
+        validation.non_negative_int("start_epoch", stage.start_epoch)
+        for group, multiplier in stage.lr_multipliers.items():
+            if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)) \
+                    or multiplier < 0:
+                raise ValueError(
+                    "`lr_multipliers` values must be non-negative numbers. "
+                    f"Received: lr_multipliers[{group!r}]={multiplier!r}"
+                )
+        for group, patterns in stage.train_only.items():
+            if isinstance(patterns, str) or not all(isinstance(p, str) for p in patterns):
+                raise ValueError(
+                    "`train_only` maps a group to a list of variable-name patterns, e.g. "
+                    f"{{'backbone': ['bias']}}. Received: train_only[{group!r}]={patterns!r}"
+                )
+            for p in patterns:
+                try:
+                    re.compile(p)
+                except re.error as error:
+                    raise ValueError(
+                        f"`train_only[{group!r}]` holds an invalid pattern {p!r}: {error}"
+                    ) from None
+    return stages
+
+
+def _group_namer(groups: list[str], policy_name: str):
+    backbone_groups = [g for g in groups if g != HEAD]
+
+    def names_of(key) -> list[str]:
+        if key == "backbone":
+            return backbone_groups
+        if isinstance(key, int) and not isinstance(key, bool):
+            if not -len(backbone_groups) <= key < len(backbone_groups):
+                raise ValueError(
+                    f"Group index {key} is out of range for the "
+                    f"{len(backbone_groups)} backbone groups {backbone_groups}."
+                )
+            return [backbone_groups[key]]
+        if key not in groups:
+            raise ValueError(
+                f"Unknown layer group {key!r} in {policy_name}. "
+                f"The model's groups are: {groups} (or 'backbone', or an index)."
+            )
+        return [key]
+
+    return names_of
+
+
+def _variables(layers) -> list:
+    """The weights of `layers`, each once, in order."""
+    seen, out = set(), []
+    for layer in layers:
+        for v in layer.weights:
+            if id(v) not in seen:
+                seen.add(id(v))
+                out.append(v)
+    return out
+
+
+def _count(variables) -> int:
+    total = 0
+    for v in variables:
+        n = 1
+        for d in v.shape:
+            n *= int(d)
+        total += n
+    return total
+
+
+def _human(n: int) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
