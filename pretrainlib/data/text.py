@@ -109,12 +109,7 @@ def _check_labels(labels, num_texts: int) -> np.ndarray:
 def _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed):
     # Tokenize once; keep documents as rows of a ragged tensor so each epoch can
     # reshuffle document order before packing.
-    # Inside tf.data KerasHub keeps ragged outputs as tensors (eagerly it returns lists).
-    docs = (
-        tf.data.Dataset.from_tensors(texts)
-        .map(lambda t: tf.cast(tokenizer.tokenize(t), "int32"))
-        .get_single_element()
-    )
+    docs = tokenizer.token_ids(texts)
     sep = tf.fill([docs.nrows(), 1], tf.constant(tokenizer.sep_id, "int32"))
     docs = tf.concat([docs, tf.RaggedTensor.from_tensor(sep)], axis=1)
     body = sequence_length - 1  # every row starts with [CLS]

@@ -1,5 +1,6 @@
-"""Text preprocessing: tokenizers."""
+"""Text preprocessing: tokenizers and co-occurrence token embeddings."""
 
+from pretrainlib.text.cooccurrence import cooccurrence_embeddings
 from pretrainlib.text.word_piece_tokenizer import WordPieceTokenizer
 
-__all__ = ["WordPieceTokenizer"]
+__all__ = ["WordPieceTokenizer", "cooccurrence_embeddings"]

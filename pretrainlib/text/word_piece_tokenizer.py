@@ -133,6 +133,16 @@ class WordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
             "padding_mask": tf.cast(padding_mask, "int32"),
         }
 
+    def token_ids(self, texts) -> tf.RaggedTensor:
+        """The token ids of each text, without special tokens: an int32 ragged tensor
+        `[num_texts, None]` (eagerly, KerasHub's `tokenize` returns Python lists)."""
+        texts = validation.string_list("texts", texts)
+        return (
+            tf.data.Dataset.from_tensors(texts)
+            .map(lambda t: tf.cast(self.tokenize(t), "int32"))
+            .get_single_element()
+        )
+
     # === Saving ===
     def save(self, path: str) -> None:
         """Writes the tokenizer (config and vocabulary) to one JSON file."""

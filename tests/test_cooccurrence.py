@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+import pretrainlib as pl
+from pretrainlib.text.cooccurrence import _ppmi, _randomized_svd
+
+
+def test_rows_have_the_asked_length_and_shape(glosses, tokenizer):
+    matrix = pl.text.cooccurrence_embeddings(glosses, tokenizer, dim=32, norm=0.5)
+    assert matrix.shape == (tokenizer.vocab_size, 32) and matrix.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 0.5, rtol=1e-5)
+
+
+def test_randomized_svd_matches_the_exact_one(glosses, tokenizer):
+    sparse = _ppmi(tokenizer.token_ids(glosses), tokenizer.vocab_size, 5, 0.75)
+    dense = np.zeros(sparse.dense_shape.numpy(), "float64")
+    dense[tuple(sparse.indices.numpy().T)] = sparse.values.numpy()
+    exact = np.linalg.svd(dense, compute_uv=False)[:16]
+    _, approximate = _randomized_svd(sparse, 16, iterations=6, seed=0)
+    # The leading directions are exact; the tail, where the spectrum is flat, close.
+    np.testing.assert_allclose(approximate[:8], exact[:8], rtol=2e-3)
+    np.testing.assert_allclose(approximate, exact, rtol=2e-2)
+
+
+def test_embeddings_carry_meaning_on_real_glosses(wordnet, glosses, tokenizer):
+    """Nearest-centroid on mean-pooled embeddings: co-occurrence beats random."""
+    matrix = pl.text.cooccurrence_embeddings(glosses, tokenizer, dim=32)
+    random = np.random.default_rng(0).normal(size=matrix.shape)
+
+    def accuracy(embeddings):
+        def features(texts):
+            rows = [embeddings[np.asarray(ids)].mean(0) for ids in tokenizer.tokenize(texts)]
+            rows = np.stack(rows)
+            return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+        train, test = wordnet.train.sample(300, seed=0), wordnet.test.sample(600, seed=0)
+        x = features(train.texts)
+        centroids = np.stack([x[np.asarray(train.labels) == c].mean(0) for c in range(6)])
+        predicted = np.argmax(features(test.texts) @ centroids.T, axis=1)
+        return float(np.mean(predicted == np.asarray(test.labels)))
+
+    assert accuracy(matrix) > accuracy(random) + 0.1
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [({"dim": 10_000}, "dim"), ({"smoothing": 0}, "smoothing"), ({"window": 0}, "window"),
+     ({"norm": -1.0}, "norm")],
+)
+def test_bad_arguments_are_named(glosses, tokenizer, kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        pl.text.cooccurrence_embeddings(glosses[:50], tokenizer, **kwargs)
+
+
+def test_texts_without_pairs_are_rejected(tokenizer):
+    with pytest.raises(ValueError, match="no two tokens"):
+        pl.text.cooccurrence_embeddings(["a", "the"], tokenizer, dim=4)
+    with pytest.raises(TypeError, match="texts"):
+        pl.text.cooccurrence_embeddings([1, 2], tokenizer, dim=4)
