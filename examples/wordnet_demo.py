@@ -1,8 +1,9 @@
 """Pretrain -> fine-tune -> evaluate on real WordNet glosses; did pretraining pay off?
 
-1. Trains a WordPiece tokenizer and pretrains a small BERT-style TextEncoder with
-   masked language modeling on ~109,000 unlabeled WordNet glosses (packed into full
-   64-token rows), about 1,500 steps.
+1. Trains a WordPiece tokenizer on ~109,000 unlabeled WordNet glosses and pretrains a
+   small BERT-style TextEncoder on them in two steps: token embeddings from
+   co-occurrence statistics (PPMI + SVD, ~30 s), then masked language modeling on
+   packed 64-token rows.
 2. Fine-tunes it on a few labeled noun definitions (default 200) to predict one of six
    supersenses, under the library's default FreezeThenUnfreeze policy.
 3. Trains the same architecture from scratch on the same labels: a fair baseline
@@ -11,8 +12,11 @@
 4. Optionally (if scikit-learn is installed) fits TF-IDF + logistic regression.
 5. Prints a table and writes a JSON file with accuracy, macro-F1 and wall time.
 
-    python examples/wordnet_demo.py                 # the README's demo, ~10 min on 2 CPUs
-    python examples/wordnet_demo.py --seeds 3       # the docs/results.md table
+    python examples/wordnet_demo.py                          # the README's demo
+    python examples/wordnet_demo.py --seeds 3 --ablations    # the docs/results.md table
+
+`--ablations` adds two arms that show what each pretraining step contributes: the
+co-occurrence embeddings without masked LM, and masked LM without them.
 """
 
 from __future__ import annotations
@@ -48,16 +52,24 @@ def make_encoder(tokenizer, args) -> pl.backbones.TextEncoder:
     )
 
 
-def pretrain(wn, args, seed: int):
+def pretrain(wn, tokenizer, args, seed: int, cooccurrence: bool = True,
+             masked_lm: bool = True):
+    """A pretrained TextEncoder: co-occurrence token embeddings, then masked LM."""
     keras.utils.set_random_seed(seed)
-    log(f"training a {args.vocab}-token WordPiece vocabulary on {len(wn.unlabeled)} glosses")
-    tokenizer = pl.text.WordPieceTokenizer.train(wn.unlabeled, vocab_size=args.vocab)
+    encoder = make_encoder(tokenizer, args)
+    if cooccurrence:
+        log(f"token embeddings from co-occurrence counts (PPMI + SVD) in "
+            f"{len(wn.unlabeled)} glosses")
+        encoder.token_embedding.embeddings.assign(
+            pl.text.cooccurrence_embeddings(wn.unlabeled, tokenizer, dim=args.hidden,
+                                            seed=seed))
+    if not masked_lm:
+        return encoder
     unlabeled = pl.data.text_dataset(wn.unlabeled, tokenizer, batch_size=args.pretrain_batch,
                                      sequence_length=args.pretrain_length, pack=True, seed=seed)
     steps = max(1, int(int(unlabeled.cardinality()) * args.pretrain_epochs))
     log(f"pretraining: masked LM, {steps} steps of {args.pretrain_batch} packed rows x "
         f"{args.pretrain_length} tokens ({args.pretrain_epochs:g} passes over the glosses)")
-    encoder = make_encoder(tokenizer, args)
     pretrainer = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tokenizer))
     # XLA: 12% faster masked-LM steps on a 2-core CPU (Keras's "auto" left it off).
     pretrainer.compile(learning_rate=args.pretrain_lr, jit_compile=True)
@@ -65,7 +77,7 @@ def pretrain(wn, args, seed: int):
                              verbose=1 if sys.stdout.isatty() else 2)
     log(f"masked-LM loss {history.history['loss'][-1]:.3f}, "
         f"accuracy {history.history['accuracy'][-1]:.3f}")
-    return tokenizer, encoder
+    return encoder
 
 
 def fine_tune(build, train, val, args, learning_rates, seed: int):
@@ -109,15 +121,20 @@ def run(args) -> dict:
     log(f"WordNet: {len(wn.unlabeled)} unlabeled glosses; labeled train/val/test "
         f"{len(wn.train)}/{len(wn.validation)}/{len(wn.test)}; classes {wn.class_names}")
     evaluator = pl.Evaluator(metrics=["accuracy", "macro_f1"], class_names=wn.class_names)
-    results = {"pretrained": [], "scratch": [], "tfidf_logreg": []}
-    chosen = {"pretrained": [], "scratch": []}
-    pretrained = None
+    arms = {"pretrained": dict(cooccurrence=True, masked_lm=True)}
+    if args.ablations:
+        arms["co-occurrence embeddings only"] = dict(cooccurrence=True, masked_lm=False)
+        arms["masked LM only"] = dict(cooccurrence=False, masked_lm=True)
+    results = {name: [] for name in [*arms, "scratch", "tfidf_logreg"]}
+    log(f"training a {args.vocab}-token WordPiece vocabulary on {len(wn.unlabeled)} glosses")
+    tokenizer = pl.text.WordPieceTokenizer.train(wn.unlabeled, vocab_size=args.vocab)
+    encoders, pretrain_seconds = {}, {}
     for seed in range(args.seeds):
-        if pretrained is None or args.pretrain_per_seed:
-            t = time.time()
-            pretrained = pretrain(wn, args, seed)
-            pretrain_seconds = time.time() - t
-        tokenizer, encoder = pretrained
+        if not encoders or args.pretrain_per_seed:
+            for name, steps in arms.items():
+                t = time.time()
+                encoders[name] = pretrain(wn, tokenizer, args, seed, **steps)
+                pretrain_seconds[name] = time.time() - t
 
         def dataset(split, shuffle=True):
             return pl.data.text_dataset(split.texts, tokenizer, labels=split.labels,
@@ -129,7 +146,7 @@ def run(args) -> dict:
         test = dataset(wn.test, shuffle=False)
         log(f"seed {seed}: {len(train)} labeled training glosses, {len(val)} for validation")
 
-        def pretrained_model():
+        def pretrained_model(encoder):
             backbone = pl.backbones.TextEncoder.from_config(encoder.get_config())
             backbone.set_weights(encoder.get_weights())
             return pl.FineTuner(backbone, pl.heads.Classifier(len(wn.class_names)),
@@ -140,7 +157,10 @@ def run(args) -> dict:
                                 pl.heads.Classifier(len(wn.class_names)),
                                 policy=pl.freezing.FullFineTune())
 
-        for name, build in (("pretrained", pretrained_model), ("scratch", scratch_model)):
+        builds = {name: (lambda e=encoder: pretrained_model(e))
+                  for name, encoder in encoders.items()}
+        builds["scratch"] = scratch_model
+        for name, build in builds.items():
             log(f"fine-tuning the {name} model")
             t = time.time()
             _, lr, model = fine_tune(build, dataset(train), dataset(val, shuffle=False), args,
@@ -150,8 +170,8 @@ def run(args) -> dict:
                 f"macro-F1 {report.metrics['macro_f1']:.4f} (lr {lr:g})")
             results[name].append({**report.metrics, "seconds": time.time() - t,
                                   "learning_rate": lr})
-            if name == "pretrained":
-                results[name][-1]["pretrain_seconds"] = pretrain_seconds
+            if name in pretrain_seconds:
+                results[name][-1]["pretrain_seconds"] = pretrain_seconds[name]
         baseline = tfidf_baseline(train, wn.test)
         if baseline:
             results["tfidf_logreg"].append(baseline)
@@ -202,11 +222,13 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--pretrain-per-seed", action="store_true",
                    help="pretrain again for every seed (default: once)")
-    p.add_argument("--vocab", type=int, default=4000)
+    p.add_argument("--ablations", action="store_true",
+                   help="also fine-tune encoders pretrained with only one of the two steps")
+    p.add_argument("--vocab", type=int, default=8000)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--pretrain-length", type=int, default=64)
-    p.add_argument("--pretrain-batch", type=int, default=32)
+    p.add_argument("--pretrain-batch", type=int, default=128)
     p.add_argument("--pretrain-epochs", type=float, default=1.7)
     p.add_argument("--pretrain-lr", type=float, default=3e-3)
     p.add_argument("--length", type=int, default=48, help="fine-tuning sequence length")

@@ -15,6 +15,7 @@ from pretrainlib.freezing.callback import (
 )
 from pretrainlib.freezing.policy import FreezePolicy
 from pretrainlib.training.core import TrainingCore, dataset_length
+from pretrainlib.training import feature_cache
 from pretrainlib.training.metrics import MacroF1
 
 
@@ -93,7 +94,7 @@ class FineTuner(TrainingCore, keras.Model):
         self.head = head
         self.policy = policy
         # A plain holder, so Keras does not track the layers a second time.
-        self._groups = _Groups({**groups, "head": [head]})
+        self._groups = _Groups({**groups, "head": [head]}, network)
         names = list(self.layer_groups)
         # Fail now, not at the first stage boundary, on groups the model lacks.
         for stage in range(policy.num_stages(names)):
@@ -128,7 +129,18 @@ class FineTuner(TrainingCore, keras.Model):
 
     # === Training ===
     def fit(self, x=None, y=None, epochs=1, callbacks=None, validation_data=None,
-            steps_per_epoch=None, initial_epoch=0, **kwargs):
+            steps_per_epoch=None, initial_epoch=0, cache_features="auto", **kwargs):
+        """Keras's `fit`, with the policy applied and, where it pays, cached features.
+
+        Args:
+            cache_features: `"auto"` (default): when every epoch of this call trains
+                the head alone and the backbone has no random layer (dropout,
+                augmentation), the backbone's features are computed once and the
+                head is trained on them; same results, a fraction of the time. It
+                assumes `x` yields the same inputs every epoch: pass `False` if your
+                dataset augments. `True` insists (an error says why it cannot).
+            Others: as `keras.Model.fit`.
+        """
         if y is not None:
             raise ValueError(
                 "FineTuner.fit takes a tf.data.Dataset of (inputs, labels) as `x`; "
@@ -140,18 +152,88 @@ class FineTuner(TrainingCore, keras.Model):
         self._start_schedule(x, epochs, steps_per_epoch, initial_epoch)
         # Build the optimizer on every variable that some stage trains, so that
         # groups unfrozen later are known to it (Keras refuses unknown variables).
+        # Slots are variables: create them under the model's distribution strategy.
         if not self.optimizer.built:
-            self.optimizer.build(variables_ever_trained(
-                self.policy, self.layer_groups, self.trainable_candidates))
+            with self.distribute_strategy.scope():
+                self.optimizer.build(variables_ever_trained(
+                    self.policy, self.layer_groups, self.trainable_candidates))
         policy_callback = PolicyCallback(self.policy, self.layer_groups,
                                          self.trainable_candidates)
         policy_callback.set_model(self)
         policy_callback.apply(initial_epoch)
         callbacks = [policy_callback, *(callbacks or [])]
         kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
-        return super().fit(x, epochs=epochs, callbacks=callbacks,
-                           validation_data=validation_data, steps_per_epoch=steps_per_epoch,
-                           initial_epoch=initial_epoch, **kwargs)
+        if not self._use_feature_cache(cache_features, epochs, initial_epoch):
+            return super().fit(x, epochs=epochs, callbacks=callbacks,
+                               validation_data=validation_data,
+                               steps_per_epoch=steps_per_epoch,
+                               initial_epoch=initial_epoch, **kwargs)
+        network = self._groups.network
+        x = feature_cache.cache_features(network, x, self._head_input)
+        if validation_data is not None:
+            validation_data = feature_cache.cache_features(network, validation_data,
+                                                           self._head_input)
+        self._set_feature_mode(True)
+        try:
+            return super().fit(x, epochs=epochs, callbacks=callbacks,
+                               validation_data=validation_data,
+                               steps_per_epoch=steps_per_epoch,
+                               initial_epoch=initial_epoch, **kwargs)
+        finally:
+            self._set_feature_mode(False)
+
+    # === Feature caching ===
+    def _use_feature_cache(self, cache_features, epochs: int, initial_epoch: int) -> bool:
+        if cache_features not in ("auto", True, False):
+            raise ValueError(
+                "`cache_features` must be 'auto', True or False. "
+                f"Received: cache_features={cache_features!r}"
+            )
+        if cache_features is False:
+            return False
+        names = list(self.layer_groups)
+        stages = {self.policy.stage_index(e, names) for e in range(initial_epoch, epochs)}
+        training = sorted({g for stage in stages
+                           for g, plan in self.policy.plan(stage, names).items()
+                           if plan.trains and g != "head"})
+        random = feature_cache.random_layers(self._groups.network)
+        if cache_features is True and (training or random):
+            reason = (f"groups {training} train in these epochs" if training
+                      else f"the backbone has random layers {random}")
+            raise ValueError(
+                f"`cache_features=True` needs a frozen, deterministic backbone, but {reason}."
+                " Use cache_features='auto' or False."
+            )
+        return not training and not random
+
+    def _head_input(self, outputs):
+        """What the head reads from the backbone's outputs (only that is cached)."""
+        feature = getattr(self.head, "feature", None)
+        if isinstance(outputs, dict) and feature in outputs:
+            return {feature: outputs[feature]}
+        return outputs
+
+    def _set_feature_mode(self, on: bool) -> None:
+        self._groups.features_cached = on
+        # Steps traced in one mode must not run in the other.
+        self.train_function = self.test_function = self.predict_function = None
+
+    @property
+    def input_spec(self):
+        return None if self._groups_ready() and self._groups.features_cached \
+            else super().input_spec
+
+    @input_spec.setter
+    def input_spec(self, value):
+        keras.Model.input_spec.fset(self, value)
+
+    def _groups_ready(self) -> bool:
+        return isinstance(self.__dict__.get("_groups"), _Groups)
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        if self._groups_ready() and self._groups.features_cached:
+            return self.head(inputs, training=training)
+        return super().call(inputs, training=training, mask=mask, **kwargs)
 
     def _check_labels(self, name: str, dataset) -> None:
         """Rejects labels outside `[0, num_classes)` before any step runs."""
@@ -192,8 +274,11 @@ class FineTuner(TrainingCore, keras.Model):
 
 
 class _Groups:
-    """Holds the FineTuner's layer groups outside Keras's attribute tracking."""
+    """Holds the FineTuner's layer groups, and what the head is trained on, outside
+    Keras's attribute tracking."""
 
-    def __init__(self, groups):
+    def __init__(self, groups, network):
         self.groups = groups
+        self.network = network  # the backbone as called (with adapters, if any)
         self.candidates = frozenset()
+        self.features_cached = False
