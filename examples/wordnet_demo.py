@@ -238,6 +238,8 @@ def parse_args(argv=None):
     p.add_argument("--freeze-epochs", type=int, default=1)
     p.add_argument("--learning-rates", type=float, nargs="+", default=[1e-3, 3e-4])
     p.add_argument("--out", default="runs/wordnet_demo.json")
+    p.add_argument("--encoder", default=None,
+                   help="compare_policies.py: a folder with encoder.keras and tokenizer.json")
     p.add_argument("--quick", action="store_true",
                    help="a tiny budget that checks the pipeline end to end (for tests)")
     args = p.parse_args(argv)

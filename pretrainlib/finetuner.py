@@ -44,6 +44,10 @@ class FineTuner(TrainingCore, keras.Model):
         policy: a `pl.freezing.FreezePolicy`; default
             `FreezeThenUnfreeze(freeze_epochs=1)`.
         current_stage: the policy stage to start in (restored from a saved model).
+        groups: optional `{group name: layer-name pattern(s)}`, bottom first, to group
+            the backbone's top-level layers yourself (see
+            `pl.backbones.layer_groups`); default: the backbone's own groups, or one
+            per layer with weights.
 
     Example:
     >>> import pretrainlib as pl
@@ -62,7 +66,7 @@ class FineTuner(TrainingCore, keras.Model):
 
     def __init__(self, backbone: keras.Model, head: keras.layers.Layer,
                  policy: FreezePolicy | None = None, current_stage: int | None = None,
-                 **kwargs):
+                 groups: dict | None = None, **kwargs):
         if not isinstance(backbone, keras.Model):
             raise TypeError(
                 "`backbone` must be a keras.Model (e.g. pl.backbones.TextEncoder). "
@@ -80,7 +84,8 @@ class FineTuner(TrainingCore, keras.Model):
                 f"Received: policy of type {type(policy).__name__}"
             )
         # LoRA and adapters change the backbone before the graph is assembled.
-        network, groups = policy.prepare(backbone, layer_groups(backbone))
+        patterns = groups
+        network, groups = policy.prepare(backbone, layer_groups(backbone, groups))
         if "head" in groups:
             raise ValueError(
                 f"The backbone has a layer group named 'head', the name of the task head's "
@@ -95,6 +100,7 @@ class FineTuner(TrainingCore, keras.Model):
         self.policy = policy
         # A plain holder, so Keras does not track the layers a second time.
         self._groups = _Groups({**groups, "head": [head]}, network)
+        self._groups.patterns = patterns
         names = list(self.layer_groups)
         # Fail now, not at the first stage boundary, on groups the model lacks.
         for stage in range(policy.num_stages(names)):
@@ -155,8 +161,7 @@ class FineTuner(TrainingCore, keras.Model):
         # Slots are variables: create them under the model's distribution strategy.
         if not self.optimizer.built:
             with self.distribute_strategy.scope():
-                self.optimizer.build(variables_ever_trained(
-                    self.policy, self.layer_groups, self.trainable_candidates))
+                self.optimizer.build(self.optimizer_variables())
         policy_callback = PolicyCallback(self.policy, self.layer_groups,
                                          self.trainable_candidates)
         policy_callback.set_model(self)
@@ -181,6 +186,10 @@ class FineTuner(TrainingCore, keras.Model):
                                initial_epoch=initial_epoch, **kwargs)
         finally:
             self._set_feature_mode(False)
+
+    def optimizer_variables(self) -> list:
+        """Every variable that trains in some stage of the policy."""
+        return variables_ever_trained(self.policy, self.layer_groups, self.trainable_candidates)
 
     # === Feature caching ===
     def _use_feature_cache(self, cache_features, epochs: int, initial_epoch: int) -> bool:
@@ -262,6 +271,7 @@ class FineTuner(TrainingCore, keras.Model):
             "head": keras.saving.serialize_keras_object(self.head),
             "policy": keras.saving.serialize_keras_object(self.policy),
             "current_stage": self.current_stage,
+            "groups": self._groups.patterns,
             "name": self.name,
         }
 

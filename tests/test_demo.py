@@ -12,13 +12,28 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def test_demo_runs_end_to_end_on_a_tiny_budget(tmp_path):
     out = tmp_path / "demo.json"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "wordnet_demo.py"), "--quick", "--out", str(out)],
+        [sys.executable, str(ROOT / "examples" / "wordnet_demo.py"), "--quick", "--ablations",
+         "--out", str(out)],
         capture_output=True, text=True, timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "pretraining gain" in run.stdout and str(out) in run.stdout
     payload = json.loads(out.read_text())
-    for model in ("pretrained", "scratch"):
+    for model in ("pretrained", "co-occurrence embeddings only", "masked LM only", "scratch"):
         metrics = payload["summary"][model]
         assert 0 <= metrics["macro_f1"]["mean"] <= 1 and metrics["accuracy"]["n"] == 1
     assert payload["runs"]["pretrained"][0]["pretrain_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_policy_comparison_runs_end_to_end(tmp_path):
+    out = tmp_path / "policies.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "compare_policies.py"), "--quick",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads(out.read_text())["summary"]
+    assert {"FeatureExtraction()", "BitFit()", "LoRA(rank=8)", "Adapters(16)"} <= set(summary)
+    assert all(0 <= row["macro_f1_mean"] <= 1 for row in summary.values())

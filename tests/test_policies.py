@@ -229,3 +229,49 @@ def test_lora_and_adapter_targets_that_match_nothing(tiny_encoder):
     with pytest.raises(ValueError, match="never called|no layer to adapt"):
         pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
                      policy=pl.freezing.Adapters(targets=["query"]))
+
+
+def test_user_named_groups_for_any_keras_model(tmp_path):
+    import tensorflow as tf
+
+    inputs = keras.Input((4,))
+    x = keras.layers.Dense(8, name="low_1")(inputs)
+    x = keras.layers.Dense(8, name="low_2")(x)
+    x = keras.layers.Dense(8, name="top")(x)
+    backbone = keras.Model(inputs, x)
+    automatic = pl.FineTuner(backbone, pl.heads.Classifier(3))
+    assert list(automatic.layer_groups) == ["low_1", "low_2", "top", "head"]
+    ft = pl.FineTuner(backbone, pl.heads.Classifier(3), groups={"low": "low_.*", "top": "top"},
+                      policy=FreezePolicy([Stage(0, ["top", "head"])]))
+    assert list(ft.layer_groups) == ["low", "top", "head"]
+    ft.compile(learning_rate=1e-2)
+    data = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((data, np.arange(32) % 3)).batch(8)
+    before = snapshot(ft)
+    ft.fit(ds, epochs=1, verbose=0)
+    assert {p.split("/")[0] for p in changed(before, ft)} == {"top", ft.head.name}
+    ft.save(tmp_path / "grouped.keras")
+    assert list(keras.saving.load_model(tmp_path / "grouped.keras").layer_groups) == \
+        ["low", "top", "head"]
+    with pytest.raises(ValueError, match="match no top-level layer"):
+        pl.FineTuner(backbone, pl.heads.Classifier(3), groups={"low": "nothing"})
+    with pytest.raises(ValueError, match="match no group"):
+        pl.FineTuner(backbone, pl.heads.Classifier(3), groups={"low": "low_.*"})
+    with pytest.raises(ValueError, match="one group"):
+        pl.FineTuner(backbone, pl.heads.Classifier(3), groups={"a": "low_.*", "b": ".*"})
+
+
+def test_a_saved_fine_tuner_reloads_compiled_with_its_optimizer_state(tiny_encoder, labeled,
+                                                                      tmp_path):
+    import warnings
+
+    ft, _ = fit(pl.freezing.FreezeThenUnfreeze(1), tiny_encoder, labeled, epochs=2)
+    ft.save(tmp_path / "ft.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "compile() was not called" warning
+        restored = keras.saving.load_model(tmp_path / "ft.keras")
+    assert restored.compiled and type(restored.optimizer).__name__ == "AdamW"
+    assert int(restored.optimizer.iterations) == int(ft.optimizer.iterations) > 0
+    for a, b in zip(restored.optimizer.variables, ft.optimizer.variables):
+        np.testing.assert_array_equal(np.array(a), np.array(b))
+    restored.fit(labeled(), epochs=3, initial_epoch=2, verbose=0)  # training resumes

@@ -2,17 +2,68 @@
 
 from __future__ import annotations
 
+import re
+
 import keras
 
 
-def layer_groups(model: keras.Model) -> dict[str, list[keras.layers.Layer]]:
+def layer_groups(model: keras.Model, patterns: dict | None = None
+                 ) -> dict[str, list[keras.layers.Layer]]:
     """Returns `{group_name: [layers]}` ordered from the input to the output.
 
-    Backbones of this library define `layer_groups` themselves. Any other Keras
-    model gets one group per top-level layer that owns weights, named after it, in
-    the order the model lists its layers.
+    Without `patterns`, backbones of this library give their own `layer_groups`, and
+    any other Keras model gets one group per top-level layer that owns weights,
+    named after it, in the order the model lists its layers.
+
+    Args:
+        model: a Keras model.
+        patterns: optional `{group name: regex or [regex, ...]}`, bottom group first;
+            a group holds the top-level layers whose names fully match one of its
+            patterns. Every layer with weights must fall in exactly one group.
+
+    Example:
+    >>> import keras, pretrainlib as pl
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="low_1"),
+    ...                           keras.layers.Dense(8, name="low_2"),
+    ...                           keras.layers.Dense(2, name="top")])
+    >>> list(pl.backbones.layer_groups(model))
+    ['low_1', 'low_2', 'top']
+    >>> groups = pl.backbones.layer_groups(model, {"low": "low_.*", "top": ["top"]})
+    >>> {name: [layer.name for layer in layers] for name, layers in groups.items()}
+    {'low': ['low_1', 'low_2'], 'top': ['top']}
     """
-    groups = getattr(model, "layer_groups", None)
-    if groups is not None:
-        return dict(groups)
-    return {layer.name: [layer] for layer in model.layers if layer.weights}
+    if patterns is None:
+        groups = getattr(model, "layer_groups", None)
+        if groups is not None:
+            return dict(groups)
+        return {layer.name: [layer] for layer in model.layers if layer.weights}
+    if not isinstance(patterns, dict) or not patterns:
+        raise ValueError(
+            "`groups` must be a non-empty dict {group name: layer-name pattern(s)}, e.g. "
+            f"{{'low': 'conv_.*', 'high': ['dense']}}. Received: {patterns!r}"
+        )
+    groups, owner = {}, {}
+    for name, group_patterns in patterns.items():
+        group_patterns = [group_patterns] if isinstance(group_patterns, str) else group_patterns
+        members = [layer for layer in model.layers
+                   if any(re.fullmatch(p, layer.name) for p in group_patterns)]
+        if not members:
+            raise ValueError(
+                f"Layer group {name!r}: patterns {list(group_patterns)} match no top-level "
+                f"layer of {model.name!r}. Its layers: {[layer.name for layer in model.layers]}"
+            )
+        for layer in members:
+            if layer.name in owner:
+                raise ValueError(
+                    f"Layer {layer.name!r} matches groups {owner[layer.name]!r} and "
+                    f"{name!r}; each layer belongs to one group."
+                )
+            owner[layer.name] = name
+        groups[name] = members
+    missing = [layer.name for layer in model.layers if layer.weights and layer.name not in owner]
+    if missing:
+        raise ValueError(
+            f"Layers {missing} of {model.name!r} have weights but match no group; add "
+            "them to a group's patterns (or they could never train)."
+        )
+    return groups

@@ -7,6 +7,8 @@ mixin only fills in defaults that work and checks inputs before any step runs.
 
 from __future__ import annotations
 
+import json
+
 import keras
 import tensorflow as tf
 
@@ -94,6 +96,12 @@ class TrainingCore:
         optimizer instance to take full control. `loss` and metrics default to
         what the objective or head declares.
         """
+        # Remembered so that `keras.saving.load_model` compiles the model the same way.
+        self._compile_arguments = json.dumps(keras.saving.serialize_keras_object({
+            "optimizer": optimizer, "learning_rate": learning_rate,
+            "weight_decay": weight_decay, "warmup_ratio": warmup_ratio, "clipnorm": clipnorm,
+            "loss": loss, "metrics": metrics, "weighted_metrics": weighted_metrics, **kwargs,
+        }))
         if isinstance(optimizer, str):
             optimizer = make_optimizer(
                 optimizer.lower(),
@@ -117,6 +125,26 @@ class TrainingCore:
             ),
             **kwargs,
         )
+
+    def get_compile_config(self) -> dict:
+        arguments = getattr(self, "_compile_arguments", None)
+        return {"pretrainlib": json.loads(arguments)} if arguments else {}
+
+    def compile_from_config(self, config: dict) -> None:
+        """Compiles as the saved model was (called by `keras.saving.load_model`), and
+        builds the optimizer on the variables it had, so its state can load."""
+        arguments = config.get("pretrainlib")
+        if arguments is None:
+            return
+        self.compile(**{k: keras.saving.deserialize_keras_object(v)
+                        for k, v in arguments.items()})
+        if self.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.optimizer_variables())
+
+    def optimizer_variables(self) -> list:
+        """The variables the optimizer keeps state for (all trainable ones here)."""
+        return self.trainable_variables
 
     def default_loss(self):
         raise NotImplementedError
