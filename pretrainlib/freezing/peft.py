@@ -36,7 +36,7 @@ class LoRA(FreezePolicy):
     ...                                    max_sequence_length=8)
     >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(2), policy=pl.freezing.LoRA(rank=4))
     >>> print(ft.policy.summary(ft).splitlines()[2].split()[2:])
-    ['frozen', 'train(lora_kernel_a|lora_kernel_b)', '320', 'train', '34']
+    ['frozen', 'train(lora_kernel_a|lora_kernel_b)', '320', 'train', '34', '354']
     >>> merged = pl.freezing.LoRA.merge(ft.backbone)
     >>> any("lora" in v.path for v in merged.weights)
     False

@@ -51,8 +51,9 @@ def cache_features(network: keras.Model, dataset: tf.data.Dataset,
     `(select(features), labels, ...)` with the same batch size; reshuffled every
     epoch if `dataset` itself reshuffles, in its order otherwise."""
     shuffle = reshuffles(dataset)
+    # No Python control flow inside: skip AutoGraph's source parsing.
     forward = tf.function(lambda inputs: select(network(inputs, training=False)),
-                          reduce_retracing=True)
+                          reduce_retracing=True, autograph=False)
     features, others, batch_size = [], [], None
     for batch in dataset:
         inputs, *rest = batch
