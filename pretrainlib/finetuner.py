@@ -165,7 +165,8 @@ class FineTuner(TrainingCore, keras.Model):
         policy_callback = PolicyCallback(self.policy, self.layer_groups,
                                          self.trainable_candidates)
         policy_callback.set_model(self)
-        policy_callback.apply(initial_epoch)
+        policy_callback.apply(initial_epoch if self.policy.unit == "epoch"
+                              else int(self.optimizer.iterations))
         callbacks = [policy_callback, *(callbacks or [])]
         kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
         if not self._use_feature_cache(cache_features, epochs, initial_epoch):
@@ -201,7 +202,10 @@ class FineTuner(TrainingCore, keras.Model):
         if cache_features is False:
             return False
         names = list(self.layer_groups)
-        stages = {self.policy.stage_index(e, names) for e in range(initial_epoch, epochs)}
+        if self.policy.unit == "step":  # which steps this call spans is not known here
+            stages = set(range(self.policy.num_stages(names)))
+        else:
+            stages = {self.policy.stage_index(e, names) for e in range(initial_epoch, epochs)}
         training = sorted({g for stage in stages
                            for g, plan in self.policy.plan(stage, names).items()
                            if plan.trains and g != "head"})

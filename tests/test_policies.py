@@ -275,3 +275,27 @@ def test_a_saved_fine_tuner_reloads_compiled_with_its_optimizer_state(tiny_encod
     for a, b in zip(restored.optimizer.variables, ft.optimizer.variables):
         np.testing.assert_array_equal(np.array(a), np.array(b))
     restored.fit(labeled(), epochs=3, initial_epoch=2, verbose=0)  # training resumes
+
+
+def test_stages_can_begin_at_a_step(tiny_encoder, labeled):
+    policy = FreezePolicy([Stage(0, ["head"]), Stage(3, "all")], unit="step")
+    assert policy.summary(["block_0", "head"]).splitlines()[0].split()[:2] == ["stage", "steps"]
+    restored = FreezePolicy.from_config(policy.get_config())
+    assert restored.unit == "step"
+    ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6), policy=policy)
+    ft.compile(learning_rate=1e-2)
+    moved = []
+
+    class Watch(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.before = np.array(ft.backbone.token_embedding.embeddings)
+
+        def on_train_batch_end(self, batch, logs=None):
+            moved.append(not np.array_equal(
+                self.before, np.array(ft.backbone.token_embedding.embeddings)))
+
+    ft.fit(labeled(n=64, batch_size=16), epochs=1, callbacks=[Watch()], verbose=0)
+    assert moved == [False, False, False, True]  # steps 0-2 frozen, step 3 trains
+    assert ft.current_stage == 1
+    with pytest.raises(ValueError, match="unit"):
+        FreezePolicy([Stage(0, "all")], unit="batch")

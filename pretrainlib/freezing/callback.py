@@ -116,4 +116,11 @@ class PolicyCallback(keras.callbacks.Callback):
         return True
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.apply(epoch)
+        if self.policy.unit == "epoch":
+            self.apply(epoch)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        # Keras looks `train_function` up before every step, so a function rebuilt
+        # here runs from this very step on.
+        if self.policy.unit == "step":
+            self.apply(int(self.model.optimizer.iterations))

@@ -100,6 +100,8 @@ class FreezePolicy:
     Args:
         stages: list of `Stage` (or their config dicts), ordered by `start_epoch`;
             the first must start at epoch 0.
+        unit: `"epoch"` (default), or `"step"`: then `start_epoch` counts optimizer
+            steps (`model.optimizer.iterations`) and a stage can begin mid-epoch.
 
     Example:
     >>> import pretrainlib as pl
@@ -114,8 +116,9 @@ class FreezePolicy:
     1      2+      x0.1        train    train
     """
 
-    def __init__(self, stages: Sequence[Stage | dict]):
+    def __init__(self, stages: Sequence[Stage | dict], unit: str = "epoch"):
         self.stages = _check_stages(stages)
+        self.unit = validation.one_of("unit", unit, ("epoch", "step"))
 
     # === Stages ===
     def stages_for(self, groups: Sequence[str]) -> list[Stage]:
@@ -123,7 +126,7 @@ class FreezePolicy:
         return self.stages
 
     def stage_index(self, epoch: int, groups: Sequence[str] | None = None) -> int:
-        """Index of the stage active in `epoch`."""
+        """Index of the stage active in `epoch` (a step, if `unit="step"`)."""
         stages = self.stages_for(list(groups)) if groups is not None else self.stages
         return max(i for i, s in enumerate(stages) if s.start_epoch <= epoch)
 
@@ -171,7 +174,7 @@ class FreezePolicy:
         """
         model = groups if hasattr(groups, "layer_groups") else None
         groups = list(model.layer_groups) if model is not None else list(groups)
-        rows = [["stage", "epochs", *groups]]
+        rows = [["stage", f"{self.unit}s", *groups]]
         if model is not None:
             rows[0].append("trainable")
             totals = [_count(_variables(model.layer_groups[g])) for g in groups]
@@ -207,7 +210,10 @@ class FreezePolicy:
 
     # === Config ===
     def get_config(self) -> dict:
-        return {"stages": [s.get_config() for s in self.stages]}
+        config = {"stages": [s.get_config() for s in self.stages]}
+        if self.unit != "epoch":
+            config["unit"] = self.unit
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> "FreezePolicy":
