@@ -59,18 +59,15 @@ def main(argv=None):
     results = {name: [] for name in POLICIES}
     for seed in range(args.seeds):
         def dataset(split, shuffle=True):
-            return pl.data.text_dataset(split.texts, tokenizer, labels=split.labels,
-                                        batch_size=args.batch, sequence_length=args.length,
-                                        shuffle=shuffle, seed=seed)
+            return demo.labeled_dataset(split, tokenizer, args, seed, shuffle)
 
         train = dataset(wn.train.sample(args.labels, seed=seed))
         val = dataset(wn.validation.sample(args.val_labels, seed=seed), shuffle=False)
         test = dataset(wn.test, shuffle=False)
         for name, (policy, rates) in POLICIES.items():
             def build(policy=policy):
-                backbone = pl.backbones.TextEncoder.from_config(encoder.get_config())
-                backbone.set_weights(encoder.get_weights())
-                return pl.FineTuner(backbone, pl.heads.Classifier(len(wn.class_names)),
+                return pl.FineTuner(demo.copy_of(encoder),
+                                    pl.heads.Classifier(len(wn.class_names)),
                                     policy=policy())
 
             demo.log(f"seed {seed}: {name}")

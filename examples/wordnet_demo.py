@@ -52,6 +52,19 @@ def make_encoder(tokenizer, args) -> pl.backbones.TextEncoder:
     )
 
 
+def copy_of(encoder: pl.backbones.TextEncoder) -> pl.backbones.TextEncoder:
+    """A fresh TextEncoder with `encoder`'s weights (each fine-tuning run gets one)."""
+    backbone = pl.backbones.TextEncoder.from_config(encoder.get_config())
+    backbone.set_weights(encoder.get_weights())
+    return backbone
+
+
+def labeled_dataset(split, tokenizer, args, seed: int, shuffle: bool = True):
+    return pl.data.text_dataset(split.texts, tokenizer, labels=split.labels,
+                                batch_size=args.batch, sequence_length=args.length,
+                                shuffle=shuffle, seed=seed)
+
+
 def pretrain(wn, tokenizer, args, seed: int, cooccurrence: bool = True,
              masked_lm: bool = True):
     """A pretrained TextEncoder: co-occurrence token embeddings, then masked LM."""
@@ -137,9 +150,7 @@ def run(args) -> dict:
                 pretrain_seconds[name] = time.time() - t
 
         def dataset(split, shuffle=True):
-            return pl.data.text_dataset(split.texts, tokenizer, labels=split.labels,
-                                        batch_size=args.batch, sequence_length=args.length,
-                                        shuffle=shuffle, seed=seed)
+            return labeled_dataset(split, tokenizer, args, seed, shuffle)
 
         train = wn.train.sample(args.labels, seed=seed)
         val = wn.validation.sample(args.val_labels, seed=seed)
@@ -147,9 +158,7 @@ def run(args) -> dict:
         log(f"seed {seed}: {len(train)} labeled training glosses, {len(val)} for validation")
 
         def pretrained_model(encoder):
-            backbone = pl.backbones.TextEncoder.from_config(encoder.get_config())
-            backbone.set_weights(encoder.get_weights())
-            return pl.FineTuner(backbone, pl.heads.Classifier(len(wn.class_names)),
+            return pl.FineTuner(copy_of(encoder), pl.heads.Classifier(len(wn.class_names)),
                                 policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs))
 
         def scratch_model():
