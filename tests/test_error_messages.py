@@ -1,7 +1,6 @@
 """Error paths not covered beside their feature: each names the argument."""
 
 import keras
-import numpy as np
 import pytest
 
 import pretrainlib as pl

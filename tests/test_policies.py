@@ -24,6 +24,13 @@ def fit(policy, tiny_encoder, labeled, epochs=1, optimizer=None, **encoder_kwarg
     return ft, changed(before, ft)
 
 
+def assert_reloads_the_same(ft, x, path):
+    ft.save(path)
+    restored = keras.saving.load_model(path)
+    np.testing.assert_allclose(restored.predict(x, verbose=0), ft.predict(x, verbose=0),
+                               atol=1e-5)
+
+
 def group_of(path):
     if path.startswith("final_layer_norm"):  # normalizes the top block: its group
         return "transformer_layer_1"
@@ -143,21 +150,12 @@ def test_adapters_train_alone_and_start_as_the_identity(tiny_encoder, labeled, t
     per_adapter = 32 * 8 + 8 + 8 * 32 + 32
     assert sum(int(np.prod(v.shape)) for v in ft.trainable_variables) == \
         2 * per_adapter + 32 * 6 + 6
-    path = tmp_path / "adapted.keras"
-    ft.save(path)
-    restored = keras.saving.load_model(path)
-    np.testing.assert_allclose(restored.predict(x, verbose=0), ft.predict(x, verbose=0),
-                               atol=1e-5)
+    assert_reloads_the_same(ft, x, tmp_path / "adapted.keras")
 
 
 def test_lora_fine_tuner_saves_and_reloads(tiny_encoder, labeled, tmp_path):
     ft, _ = fit(pl.freezing.LoRA(rank=2), tiny_encoder, labeled)
-    x = next(iter(labeled(shuffle=False)))[0]
-    path = tmp_path / "lora.keras"
-    ft.save(path)
-    restored = keras.saving.load_model(path)
-    np.testing.assert_allclose(restored.predict(x, verbose=0), ft.predict(x, verbose=0),
-                               atol=1e-5)
+    assert_reloads_the_same(ft, next(iter(labeled(shuffle=False)))[0], tmp_path / "lora.keras")
 
 
 def test_current_stage_is_saved_and_restored(tiny_encoder, labeled, tmp_path):

@@ -7,6 +7,11 @@ import re
 import keras
 
 
+def matches(name: str, patterns) -> bool:
+    """Whether `name` fully matches one of the regular expressions in `patterns`."""
+    return any(re.fullmatch(p, name) for p in patterns)
+
+
 def layer_groups(model: keras.Model, patterns: dict | None = None
                  ) -> dict[str, list[keras.layers.Layer]]:
     """Returns `{group_name: [layers]}` ordered from the input to the output.
@@ -46,7 +51,7 @@ def layer_groups(model: keras.Model, patterns: dict | None = None
     for name, group_patterns in patterns.items():
         group_patterns = [group_patterns] if isinstance(group_patterns, str) else group_patterns
         members = [layer for layer in model.layers
-                   if any(re.fullmatch(p, layer.name) for p in group_patterns)]
+                   if matches(layer.name, group_patterns)]
         if not members:
             raise ValueError(
                 f"Layer group {name!r}: patterns {list(group_patterns)} match no top-level "

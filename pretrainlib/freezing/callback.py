@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from pretrainlib.freezing.policy import _variables
+from pretrainlib.freezing.policy import group_variables, training_variables
 
 
 def trainable_candidates(groups: dict[str, list[keras.layers.Layer]]) -> frozenset[int]:
@@ -17,7 +17,7 @@ def trainable_candidates(groups: dict[str, list[keras.layers.Layer]]) -> frozens
     for layers in groups.values():
         for layer in layers:
             layer.trainable = True
-    return frozenset(id(v) for layers in groups.values() for v in _variables(layers)
+    return frozenset(id(v) for layers in groups.values() for v in group_variables(layers)
                      if v.trainable)
 
 
@@ -34,7 +34,7 @@ def apply_stage(policy, stage: int, groups: dict, candidates: frozenset[int]) ->
         plan = plans[name]
         for layer in layers:
             layer.trainable = plan.trains
-        for variable in _variables(layers):
+        for variable in group_variables(layers):
             if id(variable) in candidates:
                 variable.trainable = plan.trains_variable(variable)
                 if variable.trainable:
@@ -45,14 +45,12 @@ def apply_stage(policy, stage: int, groups: dict, candidates: frozenset[int]) ->
 def variables_ever_trained(policy, groups: dict, candidates: frozenset[int]) -> list:
     """The variables that train in at least one stage, in model order: the optimizer
     is built on these only, so BitFit and LoRA keep no slots for frozen weights."""
-    chosen = {}
+    chosen = set()
     for stage in range(policy.num_stages(list(groups))):
         plans = policy.plan(stage, groups)
         for name, layers in groups.items():
-            for variable in _variables(layers):
-                if id(variable) in candidates and plans[name].trains_variable(variable):
-                    chosen[id(variable)] = True
-    return [v for layers in groups.values() for v in _variables(layers) if id(v) in chosen]
+            chosen.update(id(v) for v in training_variables(plans[name], layers, candidates))
+    return [v for layers in groups.values() for v in group_variables(layers) if id(v) in chosen]
 
 
 class PolicyCallback(keras.callbacks.Callback):

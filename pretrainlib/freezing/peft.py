@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 
 import keras
 
 from pretrainlib import validation
-from pretrainlib.freezing.policy import ALL, FreezePolicy, Stage, _variables
+from pretrainlib.backbones.layer_groups import matches
+from pretrainlib.freezing.policy import ALL, FreezePolicy, Stage
 
 LORA_VARIABLES = ("lora_kernel_a", "lora_kernel_b")
 
@@ -59,8 +59,7 @@ class LoRA(FreezePolicy):
     def prepare(self, backbone, groups):
         supported = [layer for layer in backbone._flatten_layers(include_self=False)
                      if hasattr(layer, "enable_lora")]
-        chosen = [layer for layer in supported
-                  if any(re.fullmatch(t, layer.name) for t in self.targets)]
+        chosen = [layer for layer in supported if matches(layer.name, self.targets)]
         if not chosen:
             raise ValueError(
                 f"LoRA `targets={list(self.targets)}` match no layer of {backbone.name!r} "
@@ -174,7 +173,7 @@ class Adapters(FreezePolicy):
             chosen = [layers[0] for layers in list(groups.values())[1:] if layers]
         else:
             chosen = [layer for layer in backbone._flatten_layers(include_self=False)
-                      if any(re.fullmatch(t, layer.name) for t in self.targets)]
+                      if matches(layer.name, self.targets)]
         if not chosen:
             raise ValueError(
                 f"Adapters found no layer to adapt in {backbone.name!r}: pass `targets`, "

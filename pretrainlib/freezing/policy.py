@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 import keras
 
 from pretrainlib import validation
+from pretrainlib.backbones.layer_groups import matches
 
 ALL = "all"
 HEAD = "head"
@@ -79,7 +80,7 @@ class GroupPlan:
     def trains_variable(self, variable) -> bool:
         if not self.trains:
             return False
-        return self.only is None or any(re.fullmatch(p, variable.name) for p in self.only)
+        return self.only is None or matches(variable.name, self.only)
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -177,7 +178,7 @@ class FreezePolicy:
         rows = [["stage", f"{self.unit}s", *groups]]
         if model is not None:
             rows[0].append("trainable")
-            totals = [_count(_variables(model.layer_groups[g])) for g in groups]
+            totals = [_count(group_variables(model.layer_groups[g])) for g in groups]
             rows.append(["params", "", *(_human(n) for n in totals), _human(sum(totals))])
         stages = self.stages_for(groups)
         for i, stage in enumerate(stages):
@@ -190,9 +191,8 @@ class FreezePolicy:
                 p = plans[g]
                 count = None
                 if model is not None and p.trains:
-                    candidates = model.trainable_candidates
-                    count = _count(v for v in _variables(model.layer_groups[g])
-                                   if id(v) in candidates and p.trains_variable(v))
+                    count = _count(training_variables(p, model.layer_groups[g],
+                                                      model.trainable_candidates))
                 stage_total += count or 0
                 if not p.trains or count == 0:
                     cells.append("frozen")
@@ -281,7 +281,7 @@ def _group_namer(groups: list[str], policy_name: str):
     return names_of
 
 
-def _variables(layers) -> list:
+def group_variables(layers) -> list:
     """The weights of `layers`, each once, in order."""
     seen, out = set(), []
     for layer in layers:
@@ -290,6 +290,12 @@ def _variables(layers) -> list:
                 seen.add(id(v))
                 out.append(v)
     return out
+
+
+def training_variables(plan: GroupPlan, layers, candidates: frozenset[int]) -> list:
+    """The variables of a group's `layers` that train under `plan`; `candidates` are
+    the `id`s of the variables that may train at all."""
+    return [v for v in group_variables(layers) if id(v) in candidates and plan.trains_variable(v)]
 
 
 def _count(variables) -> int:

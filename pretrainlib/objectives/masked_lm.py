@@ -6,7 +6,6 @@ import math
 
 import keras
 import keras_hub
-import tensorflow as tf
 
 from pretrainlib import validation
 from pretrainlib.objectives.objective import Objective
