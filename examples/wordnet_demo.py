@@ -52,9 +52,9 @@ def make_encoder(tokenizer, args) -> pl.backbones.TextEncoder:
     )
 
 
-def copy_of(encoder: pl.backbones.TextEncoder) -> pl.backbones.TextEncoder:
-    """A fresh TextEncoder with `encoder`'s weights (each fine-tuning run gets one)."""
-    backbone = pl.backbones.TextEncoder.from_config(encoder.get_config())
+def copy_of(encoder: keras.Model) -> keras.Model:
+    """A fresh backbone with `encoder`'s weights (each fine-tuning run gets one)."""
+    backbone = type(encoder).from_config(encoder.get_config())
     backbone.set_weights(encoder.get_weights())
     return backbone
 
@@ -93,20 +93,21 @@ def pretrain(wn, tokenizer, args, seed: int, cooccurrence: bool = True,
     return encoder
 
 
-def fine_tune(build, train, val, args, learning_rates, seed: int):
-    """Trains one model per learning rate; keeps the best on validation macro-F1."""
+def fine_tune(build, train, val, args, learning_rates, seed: int,
+              monitor: str = "val_macro_f1"):
+    """Trains one model per learning rate; keeps the best on the validation `monitor`."""
     best = None
     for lr in learning_rates:
         keras.utils.set_random_seed(seed)
         model = build()
         model.compile(learning_rate=lr)
-        stop = keras.callbacks.EarlyStopping("val_macro_f1", mode="max", patience=args.patience,
+        stop = keras.callbacks.EarlyStopping(monitor, mode="max", patience=args.patience,
                                              restore_best_weights=True)
         history = model.fit(train, validation_data=val, epochs=args.epochs, callbacks=[stop],
                             verbose=0)
-        score = max(history.history["val_macro_f1"])
-        log(f"  lr={lr:g}: best validation macro-F1 {score:.3f} "
-            f"after {int(np.argmax(history.history['val_macro_f1'])) + 1} epochs")
+        score = max(history.history[monitor])
+        log(f"  lr={lr:g}: best {monitor} {score:.3f} "
+            f"after {int(np.argmax(history.history[monitor])) + 1} epochs")
         if best is None or score > best[0]:
             best = (score, lr, model)
     return best

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from pretrainlib.backbones.layer_groups import layer_groups
+from pretrainlib.backbones.outputs import model_input
 from pretrainlib.freezing.builtins import FreezeThenUnfreeze
 from pretrainlib.freezing.callback import (
     PolicyCallback,
@@ -92,7 +93,7 @@ class FineTuner(TrainingCore, keras.Model):
                 f"group. Rename it. Groups: {list(groups)}"
             )
         # === Functional Model ===
-        inputs = backbone.input
+        inputs = model_input(backbone)
         outputs = head(network(inputs))
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone

@@ -71,7 +71,10 @@ class Pretrainer(TrainingCore, keras.Model):
     # === Data goes through the objective ===
     def _objective_view(self, name: str, dataset):
         dataset_length(name, dataset)
-        return dataset.map(self.objective.transform, num_parallel_calls=tf.data.AUTOTUNE
+        def transform(*batch):  # tf.data passes (x, y) elements as two arguments
+            return self.objective.transform(batch[0] if len(batch) == 1 else batch)
+
+        return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE
                            ).prefetch(tf.data.AUTOTUNE)
 
     def fit(self, x=None, y=None, epochs=1, validation_data=None, steps_per_epoch=None,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def positive_int(name: str, value: Any) -> int:
     """Returns `value` if it is a positive int, else raises a `ValueError` naming `name`."""
@@ -47,7 +49,7 @@ def positive_float(name: str, value: Any) -> float:
 def one_of(name: str, value: Any, choices) -> Any:
     if value not in choices:
         raise ValueError(
-            f"`{name}` must be one of {sorted(choices)}. Received: {name}={value!r}"
+            f"`{name}` must be one of {sorted(choices, key=str)}. Received: {name}={value!r}"
         )
     return value
 
@@ -74,3 +76,20 @@ def string_list(name: str, texts: Any) -> list[str]:
                 f"{type(text).__name__}: {text!r}"
             )
     return texts
+
+
+def class_labels(name: str, labels: Any, count: int, per: str) -> np.ndarray:
+    """Returns `labels` as int32 class ids, one per `per` (`count` of them)."""
+    array = np.asarray(labels)
+    if array.ndim != 1 or array.shape[0] != count:
+        raise ValueError(
+            f"`{name}` must hold one integer per {per} ({count}). "
+            f"Received: {name} with shape {array.shape}"
+        )
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(
+            f"`{name}` must be integer class ids. Received: {name} of dtype {array.dtype}"
+        )
+    if array.min() < 0:
+        raise ValueError(f"`{name}` must be >= 0. Received: a label {array.min()}")
+    return array.astype("int32")

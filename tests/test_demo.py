@@ -37,3 +37,20 @@ def test_policy_comparison_runs_end_to_end(tmp_path):
     summary = json.loads(out.read_text())["summary"]
     assert {"FeatureExtraction()", "BitFit()", "LoRA(rank=8)", "Adapters(16)"} <= set(summary)
     assert all(0 <= row["macro_f1_mean"] <= 1 for row in summary.values())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", ["masked", "supervised"])
+def test_fashion_mnist_transfer_study_runs_end_to_end(tmp_path, study):
+    out = tmp_path / f"{study}.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "fashion_mnist_transfer.py"), "--quick",
+         "--study", study, "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "pretraining gain" in run.stdout
+    payload = json.loads(out.read_text())
+    for model in ("pretrained", "scratch"):
+        assert 0 <= payload["summary"][model]["accuracy"]["mean"] <= 1
+    assert payload["runs"]["pretrained"][0]["pretrain_seconds"] > 0

@@ -85,3 +85,41 @@ def test_tokenizer_and_backbone_vocabulary_mismatch_is_rejected(tokenizer):
     backbone = pl.backbones.TextEncoder(tokenizer.vocab_size + 7, num_layers=1, hidden_dim=16)
     with pytest.raises(ValueError, match="vocab_size"):
         pl.Pretrainer(backbone, pl.objectives.MaskedLM(tokenizer=tokenizer))
+
+
+def test_whole_word_masking_masks_every_piece_of_a_word_together(tokenizer, glosses):
+    objective = pl.objectives.MaskedLM(tokenizer=tokenizer, whole_word=True, mask_rate=0.2,
+                                       max_predictions=32)
+    batch = tokenizer.encode(glosses[:256], 32)
+    original = batch["token_ids"].numpy()
+    pieces = np.isin(original, tokenizer.continuation_ids)
+    assert pieces.any(), "the test needs words split into several pieces"
+    special = np.isin(original, tokenizer.special_ids)
+    words_seen = words_selected = 0
+    for _ in range(10):
+        inputs, targets, weights = objective.transform(batch)
+        positions, weights = inputs["mask_positions"].numpy(), weights.numpy()
+        for row in range(original.shape[0]):
+            live = positions[row][weights[row] > 0]
+            assert not special[row, live].any()
+            np.testing.assert_array_equal(targets.numpy()[row][weights[row] > 0],
+                                          original[row, live])
+            chosen = np.zeros(original.shape[1], bool)
+            chosen[live] = True
+            starts = np.flatnonzero(~special[row] & ~pieces[row])
+            for start in starts:
+                end = start + 1
+                while end < original.shape[1] and pieces[row, end]:
+                    end += 1
+                assert len(set(chosen[start:end])) == 1, "a word was split"
+                words_seen += 1
+                words_selected += chosen[start]
+    assert words_selected / words_seen == pytest.approx(0.2, abs=0.01)
+
+
+def test_whole_word_masking_needs_the_vocabulary_and_round_trips(tokenizer):
+    with pytest.raises(ValueError, match="continuation_ids"):
+        pl.objectives.MaskedLM(vocab_size=10, mask_id=4, whole_word=True)
+    objective = pl.objectives.MaskedLM(tokenizer=tokenizer, whole_word=True)
+    clone = pl.objectives.MaskedLM.from_config(objective.get_config())
+    assert clone.whole_word and clone.continuation_ids == tokenizer.continuation_ids

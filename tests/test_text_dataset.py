@@ -76,3 +76,38 @@ def test_bad_input_is_rejected_with_the_argument_named(tokenizer, kwargs, error,
     call.update(kwargs)
     with pytest.raises(error, match=fragment):
         pl.data.text_dataset(**call)
+
+
+def test_reset_attention_numbers_documents_and_isolates_them(tokenizer, glosses,
+                                                             tiny_encoder):
+    ds = pl.data.text_dataset(glosses[:200], tokenizer, batch_size=64, sequence_length=32,
+                              pack=True, reset_attention=True, shuffle=False)
+    batch = next(iter(ds))
+    ids, segments = batch["token_ids"].numpy(), batch["padding_mask"].numpy()
+    for row_ids, row_segments in zip(ids, segments):
+        ends = np.cumsum(row_ids == tokenizer.sep_id) - (row_ids == tokenizer.sep_id)
+        np.testing.assert_array_equal(row_segments, 1 + ends)  # [SEP] closes its document
+    encoder = tiny_encoder()
+    pick = int(np.argmax(segments.max(axis=1)))  # the row with the most documents
+    row, segments = ids[pick:pick + 1], segments[pick:pick + 1]
+    assert segments.max() >= 3
+    first_end = int(np.argmax(row[0] == tokenizer.sep_id))  # the first document
+    changed = row.copy()
+    changed[0, first_end + 1:] = tokenizer.token_to_id("the")
+    alone = np.zeros_like(row)
+    alone[0, :first_end + 1] = row[0, :first_end + 1]
+
+    def features(token_ids, mask):
+        return encoder({"token_ids": token_ids, "padding_mask": mask})["sequence_output"][0]
+
+    packed = features(row, segments)
+    np.testing.assert_allclose(packed[:first_end + 1],
+                               features(changed, segments)[:first_end + 1], atol=1e-5)
+    np.testing.assert_allclose(packed[:first_end + 1],
+                               features(alone, (alone > 0).astype("int32"))[:first_end + 1],
+                               atol=1e-5)  # as if the document had its own row
+    shared = features(row, np.ones_like(row))
+    assert not np.allclose(shared[:first_end + 1],
+                           features(changed, np.ones_like(row))[:first_end + 1], atol=1e-5)
+    with pytest.raises(ValueError, match="pack=True"):
+        pl.data.text_dataset(glosses[:10], tokenizer, reset_attention=True)

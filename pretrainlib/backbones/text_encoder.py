@@ -6,6 +6,7 @@ import keras
 import keras_hub
 
 from pretrainlib import validation
+from pretrainlib.backbones.transformer import transformer_blocks
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -19,7 +20,11 @@ class TextEncoder(keras_hub.models.Backbone):
     random features. Instead `pooled_output` is the mean of the final hidden states
     over real (non-padding) tokens, which MLM does train.
 
-    Inputs: `{"token_ids": int [batch, seq], "padding_mask": int/bool [batch, seq]}`.
+    Inputs: `{"token_ids": int [batch, seq], "padding_mask": int [batch, seq]}`.
+    `padding_mask` is 0 on padding and 1 on real tokens; rows packed with
+    `pl.data.text_dataset(pack=True, reset_attention=True)` number their documents
+    1, 2, 3, ... instead, and a token then attends only to tokens of its own
+    document, as if each had its own row.
     Outputs: `{"sequence_output": [batch, seq, hidden_dim],
     "pooled_output": [batch, hidden_dim]}`.
 
@@ -39,6 +44,8 @@ class TextEncoder(keras_hub.models.Backbone):
             with a final LayerNorm, which train stably at the higher learning rates
             small models want; False gives BERT's post-LayerNorm blocks.
         activation: feed-forward activation.
+        causal: causal self-attention (each token sees only itself and earlier
+            tokens), as GPT decoders have; needed by `pl.objectives.CausalLM`.
 
     Example:
     >>> import numpy as np, pretrainlib as pl
@@ -60,22 +67,15 @@ class TextEncoder(keras_hub.models.Backbone):
         dropout: float = 0.0,
         normalize_first: bool = True,
         activation: str = "gelu",
+        causal: bool = False,
         dtype=None,
         **kwargs,
     ):
         validation.positive_int("vocab_size", vocab_size)
-        validation.positive_int("num_layers", num_layers)
-        validation.positive_int("hidden_dim", hidden_dim)
-        validation.positive_int("num_heads", num_heads)
         validation.positive_int("max_sequence_length", max_sequence_length)
-        validation.unit_interval("dropout", dropout)
-        if hidden_dim % num_heads:
-            raise ValueError(
-                "`hidden_dim` must be divisible by `num_heads`. "
-                f"Received: hidden_dim={hidden_dim}, num_heads={num_heads}"
-            )
-        intermediate_dim = intermediate_dim or 4 * hidden_dim
-        validation.positive_int("intermediate_dim", intermediate_dim)
+        self.transformer_layers, intermediate_dim = transformer_blocks(
+            num_layers, hidden_dim, num_heads, intermediate_dim, dropout, activation,
+            normalize_first, layer_norm_epsilon=1e-12, dtype=dtype)
         init = keras.initializers.TruncatedNormal(stddev=0.02)
 
         # === Layers ===
@@ -93,23 +93,6 @@ class TextEncoder(keras_hub.models.Backbone):
         self.embeddings_dropout = keras.layers.Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
-        self.transformer_layers = [
-            keras_hub.layers.TransformerEncoder(
-                intermediate_dim=intermediate_dim,
-                num_heads=num_heads,
-                dropout=dropout,
-                activation=activation,
-                normalize_first=normalize_first,
-                layer_norm_epsilon=1e-12,
-                # Not BERT's N(0, 0.02): at small widths it makes attention and
-                # feed-forward outputs ~1% of the residual stream, so masked-LM
-                # training sat at the unigram loss for thousands of steps.
-                kernel_initializer="glorot_uniform",
-                dtype=dtype,
-                name=f"transformer_layer_{i}",
-            )
-            for i in range(num_layers)
-        ]
         self.final_layer_norm = (
             keras.layers.LayerNormalization(epsilon=1e-12, dtype=dtype, name="final_layer_norm")
             if normalize_first else None
@@ -123,8 +106,9 @@ class TextEncoder(keras_hub.models.Backbone):
         tokens = self.token_embedding(token_ids)
         x = tokens + self.position_embedding(tokens)
         x = self.embeddings_dropout(self.embeddings_layer_norm(x))
+        attention_mask = DocumentMask(causal=causal, name="attention_mask")(padding_mask)
         for layer in self.transformer_layers:
-            x = layer(x, padding_mask=mask)
+            x = layer(x, padding_mask=mask, attention_mask=attention_mask)
         if self.final_layer_norm is not None:
             x = self.final_layer_norm(x)
         super().__init__(
@@ -144,6 +128,7 @@ class TextEncoder(keras_hub.models.Backbone):
         self.dropout = dropout
         self.normalize_first = normalize_first
         self.activation = activation
+        self.causal = causal
 
     @property
     def layer_groups(self) -> dict[str, list[keras.layers.Layer]]:
@@ -172,6 +157,43 @@ class TextEncoder(keras_hub.models.Backbone):
                 "dropout": self.dropout,
                 "normalize_first": self.normalize_first,
                 "activation": self.activation,
+                "causal": self.causal,
             }
         )
         return config
+
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class DocumentMask(keras.layers.Layer):
+    """Padding mask `[batch, seq]` -> attention mask `[batch, seq, seq]`.
+
+    True where a query may attend to a key: both in the same document (equal
+    nonzero `padding_mask` values; plain 0/1 masks make one document per row) and,
+    if `causal`, the key at or before the query.
+
+    Example:
+    >>> import numpy as np
+    >>> from pretrainlib.backbones.text_encoder import DocumentMask
+    >>> DocumentMask()(np.array([[1, 1, 2, 0]]))[0].numpy().astype(int).tolist()
+    [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    """
+
+    def __init__(self, causal: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.causal = causal
+
+    def call(self, padding_mask):
+        keys = keras.ops.expand_dims(padding_mask, 1)
+        allowed = (keras.ops.expand_dims(padding_mask, 2) == keys) & (keys > 0)
+        if self.causal:
+            positions = keras.ops.arange(keras.ops.shape(padding_mask)[1], dtype="int32")
+            allowed &= keras.ops.expand_dims(positions, 1) >= keras.ops.expand_dims(positions, 0)
+        return allowed
+
+    def compute_output_spec(self, padding_mask):
+        batch, length = padding_mask.shape
+        return keras.KerasTensor((batch, length, length), dtype="bool")
+
+    def get_config(self):
+        return {**super().get_config(), "causal": self.causal}

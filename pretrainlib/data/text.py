@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import tensorflow as tf
 
 from pretrainlib import validation
@@ -20,6 +19,7 @@ def text_dataset(
     batch_size: int = 32,
     sequence_length: int = 128,
     pack: bool = False,
+    reset_attention: bool = False,
     shuffle: bool = True,
     seed: int | None = None,
 ) -> tf.data.Dataset:
@@ -33,7 +33,10 @@ def text_dataset(
     concatenated, each followed by `[SEP]`, and cut into full rows that start with
     `[CLS]`, as RoBERTa's "full sentences" packing does: no compute is spent on
     padding, which matters for short texts (a WordNet gloss fills about 11% of a
-    128-token row). Attention may cross document boundaries inside a row. The
+    128-token row). Attention may cross document boundaries inside a row unless
+    `reset_attention=True`: then `padding_mask` numbers the documents of each row
+    1, 2, 3, ... and `pl.backbones.TextEncoder` lets each token attend only to its
+    own document, so packing changes nothing but the padding saved. The
     document order is reshuffled, so rows are re-packed, every epoch; the number
     of rows per epoch is fixed, so the dataset has a known length.
 
@@ -44,6 +47,7 @@ def text_dataset(
         batch_size: rows per batch.
         sequence_length: tokens per row, including `[CLS]` and `[SEP]`.
         pack: pack documents into full rows (pretraining only).
+        reset_attention: with `pack=True`, keep attention inside each document.
         shuffle: reshuffle every epoch.
         seed: seed for shuffling.
 
@@ -71,9 +75,14 @@ def text_dataset(
                 "`pack=True` mixes documents in one row, so it cannot carry per-text "
                 "`labels`. Use pack=False for labeled data."
             )
-        labels = _check_labels(labels, len(texts))
+        labels = validation.class_labels("labels", labels, len(texts), "text")
+    if reset_attention and not pack:
+        raise ValueError(
+            "`reset_attention=True` separates packed documents; it needs `pack=True`."
+        )
     if pack:
-        return _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed)
+        return _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed,
+                               reset_attention)
 
     encoded = (
         tf.data.Dataset.from_tensor_slices(texts)
@@ -90,23 +99,8 @@ def text_dataset(
     return ds.batch(batch_size).prefetch(AUTOTUNE)
 
 
-def _check_labels(labels, num_texts: int) -> np.ndarray:
-    array = np.asarray(labels)
-    if array.ndim != 1 or array.shape[0] != num_texts:
-        raise ValueError(
-            f"`labels` must hold one integer per text ({num_texts}). "
-            f"Received: labels with shape {array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(
-            f"`labels` must be integer class ids. Received: labels of dtype {array.dtype}"
-        )
-    if array.min() < 0:
-        raise ValueError(f"`labels` must be >= 0. Received: a label {array.min()}")
-    return array.astype("int32")
-
-
-def _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed):
+def _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed,
+                    reset_attention=False):
     # Tokenize once; keep documents as rows of a ragged tensor so each epoch can
     # reshuffle document order before packing.
     docs = tokenizer.token_ids(texts)
@@ -133,7 +127,11 @@ def _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed
         stream = tf.gather(docs, order).flat_values[: num_rows * body]
         rows = tf.reshape(stream, [num_rows, body])
         rows = tf.concat([tf.fill([num_rows, 1], cls_id), rows], axis=1)
-        return {"token_ids": rows, "padding_mask": tf.ones_like(rows)}
+        if not reset_attention:
+            return {"token_ids": rows, "padding_mask": tf.ones_like(rows)}
+        # Document number within the row: 1 + the [SEP]s before each token.
+        ends = tf.cast(rows == tokenizer.sep_id, "int32")
+        return {"token_ids": rows, "padding_mask": 1 + tf.cumsum(ends, axis=1, exclusive=True)}
 
     ds = (
         tf.data.Dataset.from_tensors(0)

@@ -10,6 +10,8 @@ import importlib.resources
 
 import numpy as np
 
+from pretrainlib.datasets.sampling import sample_indices
+
 SUPERSENSES = ("animal", "artifact", "food", "location", "person", "plant")
 _DATA_FILE = "wordnet_glosses.tsv.gz"
 
@@ -38,25 +40,7 @@ class LabeledTexts:
 
         A stratified draw keeps every class present, which a few-label benchmark needs.
         """
-        if not 0 < n <= len(self.texts):
-            raise ValueError(
-                f"`n` must be between 1 and {len(self.texts)}. Received: n={n}"
-            )
-        rng = np.random.default_rng(seed)
-        if stratified:
-            fractions = np.bincount(self.labels, minlength=len(self.class_names)) / len(self)
-            counts = np.maximum(1, np.floor(fractions * n)).astype(int)
-            while counts.sum() < n:  # hand out the rounding remainder by largest share
-                counts[np.argmax(fractions * n - counts)] += 1
-            while counts.sum() > n:
-                counts[np.argmax(counts)] -= 1
-            index = np.concatenate([
-                rng.choice(np.flatnonzero(self.labels == c), k, replace=False)
-                for c, k in enumerate(counts)
-            ])
-            index = rng.permutation(index)
-        else:
-            index = rng.choice(len(self.texts), n, replace=False)
+        index = sample_indices(self.labels, len(self.class_names), n, seed, stratified)
         return LabeledTexts([self.texts[i] for i in index], self.labels[index],
                             self.class_names)
 

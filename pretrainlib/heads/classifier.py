@@ -11,8 +11,9 @@ from pretrainlib import validation
 class Classifier(keras.layers.Layer):
     """Dropout and a dense layer (optionally an MLP) from features to class logits.
 
-    Takes a backbone's output: a tensor `[batch, features]`, or a dict from which
-    it picks `feature` (for `pl.backbones.TextEncoder`, `"pooled_output"`, the
+    Takes a backbone's output: a tensor `[batch, features]` (a feature map
+    `[batch, height, width, channels]` is averaged over positions first), or a dict
+    from which it picks `feature` (for `pl.backbones.TextEncoder`, `"pooled_output"`, the
     masked mean of the final hidden states that MLM pretraining trains).
     Outputs logits; the FineTuner's default loss applies the softmax.
 
@@ -58,25 +59,33 @@ class Classifier(keras.layers.Layer):
                     f"The backbone returns {sorted(features)}, but the head reads "
                     f"`feature={self.feature!r}`. Pass one of those as `feature`."
                 )
-            return features[self.feature]
+            features = features[self.feature]
         return features
 
+    def _pool(self, x):
+        # A feature map [batch, h, w, c] (e.g. a keras.applications model built
+        # with include_top=False) is averaged over its spatial positions.
+        return keras.ops.mean(x, axis=tuple(range(1, len(x.shape) - 1))) if len(x.shape) > 2 else x
+
     def build(self, input_shape):
-        shape = self._select(input_shape)
+        shape = self._pooled_shape(input_shape)
         if self.hidden is not None:
             self.hidden.build(shape)
             shape = tuple(shape[:-1]) + (self.hidden_dim,)
         self.logits.build(shape)
 
     def call(self, features, training=None):
-        x = self._select(features)
+        x = self._pool(self._select(features))
         if self.hidden is not None:
             x = self.hidden(self.dropout_layer(x, training=training))
         return self.logits(self.dropout_layer(x, training=training))
 
     def compute_output_shape(self, input_shape):
-        shape = self._select(input_shape)
-        return tuple(shape[:-1]) + (self.num_classes,)
+        return tuple(self._pooled_shape(input_shape)[:-1]) + (self.num_classes,)
+
+    def _pooled_shape(self, input_shape):
+        shape = tuple(self._select(input_shape))
+        return (shape[0], shape[-1])
 
     def get_config(self):
         config = super().get_config()

@@ -1,6 +1,11 @@
 """Pretraining objectives: raw batch -> (inputs, targets, weights), backbone -> head."""
 
+from pretrainlib.objectives.autoencoder import Autoencoder
+from pretrainlib.objectives.causal_lm import CausalLM
+from pretrainlib.objectives.distillation import Distillation
+from pretrainlib.objectives.image_classification import ImageClassification
 from pretrainlib.objectives.masked_lm import MaskedLM
 from pretrainlib.objectives.objective import Objective
 
-__all__ = ["MaskedLM", "Objective"]
+__all__ = ["Autoencoder", "CausalLM", "Distillation", "ImageClassification", "MaskedLM",
+           "Objective"]

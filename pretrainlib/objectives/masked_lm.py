@@ -6,8 +6,10 @@ import math
 
 import keras
 import keras_hub
+import tensorflow as tf
 
 from pretrainlib import validation
+from pretrainlib.backbones.outputs import model_input, token_inputs
 from pretrainlib.objectives.objective import Objective
 
 
@@ -30,6 +32,10 @@ class MaskedLM(Objective):
         random_token_rate: fraction of selected tokens replaced by a random token.
         max_predictions: predictions kept per row (default: enough for `mask_rate`
             of the backbone's `max_sequence_length` with headroom).
+        whole_word: select whole words, not pieces: when `play` and `##ing` form one
+            word both are masked or neither (BERT's whole-word masking), so the model
+            cannot fill in a piece from its other half. `mask_rate` is then the
+            fraction of words selected. Needs `tokenizer` (or `continuation_ids`).
 
     Example:
     >>> import pretrainlib as pl
@@ -56,6 +62,8 @@ class MaskedLM(Objective):
         mask_id: int | None = None,
         special_ids: list[int] | None = None,
         tie_weights: bool = True,
+        whole_word: bool = False,
+        continuation_ids: list[int] | None = None,
     ):
         self.mask_rate = validation.open_unit_interval("mask_rate", mask_rate)
         self.mask_token_rate = validation.unit_interval("mask_token_rate", mask_token_rate)
@@ -70,6 +78,7 @@ class MaskedLM(Objective):
         if tokenizer is not None:
             vocab_size, mask_id = tokenizer.vocab_size, tokenizer.mask_id
             special_ids = tokenizer.special_ids
+            continuation_ids = tokenizer.continuation_ids if whole_word else None
         if vocab_size is None or mask_id is None:
             raise ValueError(
                 "MaskedLM needs the vocabulary: pass `tokenizer=` (a "
@@ -82,19 +91,18 @@ class MaskedLM(Objective):
             validation.positive_int("max_predictions", max_predictions)
         self.max_predictions = max_predictions
         self.tie_weights = tie_weights
+        self.whole_word = bool(whole_word)
+        if self.whole_word and continuation_ids is None:
+            raise ValueError(
+                "`whole_word=True` needs to know which pieces continue a word: pass "
+                "`tokenizer=` (a pl.text.WordPieceTokenizer) or `continuation_ids=`."
+            )
+        self.continuation_ids = ([int(i) for i in continuation_ids]
+                                 if self.whole_word else None)
         self._mask_generator = None
 
     def validate_backbone(self, backbone: keras.Model) -> None:
-        try:
-            inputs = backbone.input
-        except AttributeError:  # a model never called has no input
-            inputs = None
-        if not isinstance(inputs, dict) or "token_ids" not in inputs:
-            raise ValueError(
-                "MaskedLM needs a text backbone that takes `token_ids` (e.g. "
-                f"pl.backbones.TextEncoder). Received: backbone={backbone.name!r} with "
-                f"inputs {getattr(inputs, 'shape', inputs)}"
-            )
+        token_inputs(backbone, "MaskedLM", "pl.backbones.TextEncoder")
         embedding = getattr(backbone, "token_embedding", None)
         if embedding is None:
             raise ValueError(
@@ -116,7 +124,10 @@ class MaskedLM(Objective):
     def transform(self, batch):
         if isinstance(batch, tuple):  # labeled data: the labels are not used
             batch = batch[0]
-        masked = self._generator()(batch["token_ids"])
+        if self.whole_word:
+            masked = self._whole_word_mask(batch["token_ids"])
+        else:
+            masked = self._generator()(batch["token_ids"])
         inputs = {
             "token_ids": masked["token_ids"],
             "padding_mask": batch["padding_mask"],
@@ -137,9 +148,45 @@ class MaskedLM(Objective):
             )
         return self._mask_generator
 
+    def _whole_word_mask(self, token_ids):
+        # KerasHub's MaskedLMMaskGenerator selects pieces independently; this selects
+        # words, then masks each selected piece as it would (80/10/10).
+        token_ids = tf.convert_to_tensor(token_ids)
+        shape = tf.shape(token_ids)
+        special = tf.constant(self.special_ids, token_ids.dtype)
+        selectable = ~tf.reduce_any(token_ids[..., None] == special, axis=-1)
+        is_piece = tf.scatter_nd(tf.constant(self.continuation_ids, "int32")[:, None],
+                                 tf.ones([len(self.continuation_ids)], "bool"),
+                                 [self.vocab_size])
+        continues = tf.gather(is_piece, token_ids) & selectable
+        word = tf.cumsum(tf.cast(selectable & ~continues, "int32"), axis=1)
+        chosen = tf.random.uniform([shape[0], shape[1] + 1]) < self.mask_rate
+        selected = tf.gather(chosen, word, batch_dims=1) & selectable
+        # Keep at most `max_predictions` per row (a word past the cap is cut; the
+        # default cap has 30% headroom over the expected count).
+        limit = self.max_predictions or 128
+        selected &= tf.cumsum(tf.cast(selected, "int32"), axis=1) <= limit
+        draw = tf.random.uniform(shape)
+        to_mask = selected & (draw < self.mask_token_rate)
+        to_random = (selected & (draw >= self.mask_token_rate)
+                     & (draw < self.mask_token_rate + self.random_token_rate))
+        random_ids = tf.random.uniform(shape, maxval=self.vocab_size, dtype=token_ids.dtype)
+        new_ids = tf.where(to_mask, tf.cast(self.mask_id, token_ids.dtype),
+                           tf.where(to_random, random_ids, token_ids))
+        positions = tf.broadcast_to(tf.range(shape[1], dtype=token_ids.dtype), shape)
+        positions = tf.ragged.boolean_mask(positions, selected)
+        return {
+            "token_ids": new_ids,
+            "mask_positions": positions.to_tensor(0, shape=[None, limit]),
+            "mask_ids": tf.ragged.boolean_mask(token_ids, selected).to_tensor(
+                0, shape=[None, limit]),
+            "mask_weights": tf.ones_like(positions, "float32").to_tensor(
+                0.0, shape=[None, limit]),
+        }
+
     # === Model ===
     def build(self, backbone: keras.Model):
-        inputs = dict(backbone.input)
+        inputs = dict(model_input(backbone))
         mask_positions = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
         sequence = backbone(inputs)["sequence_output"]
         head = keras_hub.layers.MaskedLMHead(
@@ -171,4 +218,6 @@ class MaskedLM(Objective):
             "mask_id": self.mask_id,
             "special_ids": self.special_ids,
             "tie_weights": self.tie_weights,
+            "whole_word": self.whole_word,
+            "continuation_ids": self.continuation_ids,
         }

@@ -111,6 +111,12 @@ class WordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
     def special_ids(self) -> list[int]:
         return [self.token_to_id(t) for t in SPECIAL_TOKENS]
 
+    @property
+    def continuation_ids(self) -> list[int]:
+        """Ids of word-continuation pieces (`##ing`): a word is a piece without the
+        prefix followed by these. Whole-word masking uses them."""
+        return [i for i, token in enumerate(self.get_vocabulary()) if token.startswith("##")]
+
     # === Encoding ===
     def encode(self, texts, sequence_length: int) -> dict[str, tf.Tensor]:
         """Tokenizes a batch of strings into `[CLS] ... [SEP]` rows of fixed length.

@@ -1,8 +1,9 @@
 """The training core: optimizers, schedules and compile defaults."""
 
 from pretrainlib.training.core import TrainingCore, make_optimizer
-from pretrainlib.training.metrics import MacroF1
+from pretrainlib.training.metrics import PSNR, MacroF1, squared_error
 from pretrainlib.training.optimizers import SGD, AdamW
 from pretrainlib.training.schedules import WarmupLinearDecay
 
-__all__ = ["SGD", "AdamW", "MacroF1", "TrainingCore", "WarmupLinearDecay", "make_optimizer"]
+__all__ = ["PSNR", "SGD", "AdamW", "MacroF1", "TrainingCore", "WarmupLinearDecay",
+           "make_optimizer", "squared_error"]

@@ -1,0 +1,84 @@
+"""Read a backbone's inputs and outputs the same way for every objective.
+
+Backbones of this library return dicts (`pooled_output`, `sequence_output`,
+`feature_map`); `keras.applications` models and plain Keras models return one
+tensor. These helpers find what an objective needs in either, or say why not.
+"""
+
+from __future__ import annotations
+
+import keras
+
+
+def model_input(model: keras.Model):
+    """`model.input`, also for a `keras.Sequential` never called (whose `.input`
+    raises in Keras 3 although its `inputs` are known); None if it has no input."""
+    try:
+        return model.input
+    except AttributeError:
+        inputs = getattr(model, "inputs", None)
+        if not inputs:
+            return None
+        return inputs[0] if len(inputs) == 1 else inputs
+
+
+def token_inputs(backbone: keras.Model, objective: str, example: str) -> dict:
+    """The backbone's dict of inputs; raises unless it takes `token_ids`."""
+    inputs = model_input(backbone)
+    if not isinstance(inputs, dict) or "token_ids" not in inputs:
+        raise ValueError(
+            f"{objective} needs a text backbone that takes `token_ids` (e.g. {example}). "
+            f"Received: backbone={backbone.name!r} with inputs "
+            f"{getattr(inputs, 'shape', inputs)}"
+        )
+    return inputs
+
+
+def single_input(backbone: keras.Model, objective: str):
+    """The backbone's one input tensor; raises if it takes a dict (e.g. token ids)."""
+    inputs = model_input(backbone)
+    if inputs is None or isinstance(inputs, (dict, list, tuple)):
+        described = sorted(inputs) if isinstance(inputs, dict) else inputs
+        raise ValueError(
+            f"{objective} needs a backbone with one input tensor (images "
+            f"[batch, height, width, channels] or vectors [batch, features]). Received: "
+            f"backbone={backbone.name!r} with inputs {described}"
+        )
+    return inputs
+
+
+def image_input(backbone: keras.Model, objective: str):
+    """The backbone's float image input `[batch, h, w, c]` with a known h, w, c."""
+    inputs = single_input(backbone, objective)
+    if len(inputs.shape) != 4 or None in inputs.shape[1:] or "int" in str(inputs.dtype):
+        raise ValueError(
+            f"{objective} needs an image backbone: float input [batch, height, width, "
+            f"channels] with known sizes (e.g. pl.backbones.ConvNet). Received: "
+            f"backbone={backbone.name!r} with input shape {inputs.shape}, dtype {inputs.dtype}"
+        )
+    return inputs
+
+
+def pooled_features(outputs):
+    """`[batch, features]`: `pooled_output`, or a plain tensor (spatial axes averaged)."""
+    if isinstance(outputs, dict):
+        if "pooled_output" not in outputs:
+            raise ValueError(
+                f"The backbone returns {sorted(outputs)} but no 'pooled_output'."
+            )
+        return outputs["pooled_output"]
+    if len(outputs.shape) == 4:
+        return keras.layers.GlobalAveragePooling2D(name="pool")(outputs)
+    if len(outputs.shape) == 2:
+        return outputs
+    raise ValueError(
+        "The backbone's output must be features [batch, features] or a feature map "
+        f"[batch, height, width, channels]. Received: output shape {outputs.shape}"
+    )
+
+
+def feature_map(outputs):
+    """`[batch, h, w, c]`: `feature_map` from a dict, or a plain rank-4 tensor; else None."""
+    if isinstance(outputs, dict):
+        return outputs.get("feature_map")
+    return outputs if len(outputs.shape) == 4 else None

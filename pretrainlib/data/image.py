@@ -1,0 +1,102 @@
+"""tf.data pipelines for images: scale, shuffle, batch, augment, prefetch."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pretrainlib import validation
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def image_dataset(
+    images,
+    labels=None,
+    batch_size: int = 32,
+    augment=None,
+    shuffle: bool = True,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Builds a batched `tf.data.Dataset` of float32 images in [0, 1].
+
+    Elements are images `[batch, height, width, channels]` (a channel axis is added
+    to grayscale `[n, height, width]` arrays), paired with int32 labels when given.
+    uint8 images are divided by 255; float images are taken as already scaled.
+    Shuffling is redone every epoch. `augment` runs per batch inside tf.data, after
+    batching, with `training=True`, so every epoch sees fresh random transforms and
+    the model itself stays deterministic (which lets a frozen backbone's features
+    be cached when there is no augmentation).
+
+    Args:
+        images: array `[n, height, width]` or `[n, height, width, channels]`.
+        labels: optional integer class ids, one per image.
+        batch_size: images per batch.
+        augment: a Keras layer, or a list of them, e.g.
+            `[keras.layers.RandomFlip("horizontal"), keras.layers.RandomTranslation(0.1, 0.1)]`.
+        shuffle: reshuffle every epoch.
+        seed: seed for shuffling.
+
+    Example:
+    >>> import keras, pretrainlib as pl
+    >>> fm = pl.datasets.fashion_mnist().train.sample(40, seed=0)
+    >>> ds = pl.data.image_dataset(fm.images, fm.labels, batch_size=8,
+    ...                            augment=[keras.layers.RandomTranslation(0.1, 0.1)])
+    >>> x, y = next(iter(ds))
+    >>> x.shape, x.dtype.name, y.shape
+    (TensorShape([8, 28, 28, 1]), 'float32', TensorShape([8]))
+    """
+    images = _check_images(images)
+    validation.positive_int("batch_size", batch_size)
+    layers = _check_augment(augment)
+    scale = 1 / 255 if images.dtype == np.uint8 else 1.0
+    ds = tf.data.Dataset.from_tensor_slices(images)
+    if labels is not None:
+        labels = validation.class_labels("labels", labels, len(images), "image")
+        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(labels)))
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+
+    def prepare(x, *y):
+        x = tf.cast(x, "float32") * scale
+        for layer in layers:
+            x = layer(x, training=True)
+        return (x, *y) if y else x
+
+    return ds.map(prepare, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def _check_images(images) -> np.ndarray:
+    try:
+        array = np.asarray(images)
+    except Exception:  # ragged lists, objects
+        array = None
+    if array is None or array.dtype == object or array.ndim not in (3, 4):
+        raise ValueError(
+            "`images` must be an array [n, height, width] or [n, height, width, channels]. "
+            f"Received: images with shape {getattr(array, 'shape', None)}"
+        )
+    if len(array) == 0:
+        raise ValueError("`images` is empty; pass at least one image.")
+    if not (array.dtype == np.uint8 or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(
+            "`images` must be uint8 in [0, 255] or floats already scaled. "
+            f"Received: images of dtype {array.dtype}"
+        )
+    return array[..., None] if array.ndim == 3 else array
+
+
+def _check_augment(augment) -> list:
+    if augment is None:
+        return []
+    layers = list(augment) if isinstance(augment, (list, tuple)) else [augment]
+    for layer in layers:
+        if not isinstance(layer, keras.layers.Layer):
+            raise TypeError(
+                "`augment` must be a Keras layer or a list of them (e.g. "
+                "keras.layers.RandomFlip('horizontal')). Received: an item of type "
+                f"{type(layer).__name__}"
+            )
+    return layers
