@@ -75,17 +75,24 @@ def test_report_formats(tmp_path):
 
 
 def test_bad_input_is_rejected():
-    with pytest.raises(ValueError, match="metrics"):
-        pl.Evaluator(["perplexity"])
+    with pytest.raises(ValueError, match="Unknown metric 'f2'"):
+        pl.Evaluator(["f2"])
+    with pytest.raises(ValueError, match="mixes tasks"):
+        pl.Evaluator(["accuracy", "perplexity"])
     model = FixedPredictions(2)
+    with pytest.raises(ValueError, match="per-token logits"):  # perplexity on a classifier
+        pl.Evaluator(["perplexity"]).evaluate(
+            model, tf.data.Dataset.from_tensor_slices((np.zeros(4), np.zeros(4, "int64"))).batch(2))
     with pytest.raises(TypeError, match="dataset"):
         pl.Evaluator().evaluate(model, [1, 2, 3])
     empty = tf.data.Dataset.from_tensor_slices((np.zeros(0), np.zeros(0))).batch(2)
     with pytest.raises(ValueError, match="empty"):
         pl.Evaluator().evaluate(model, empty)
     unlabeled = tf.data.Dataset.from_tensor_slices(np.zeros(4)).batch(2)
-    with pytest.raises(ValueError, match="labels"):
+    with pytest.raises(ValueError, match="targets"):
         pl.Evaluator().evaluate(model, unlabeled)
     mismatched = tf.data.Dataset.from_tensor_slices((np.zeros(4), np.zeros((4, 3)))).batch(2)
-    with pytest.raises(ValueError, match="do not match"):
+    with pytest.raises(ValueError, match=r"\[batch, classes\] outputs for \[batch\] labels"):
         pl.Evaluator().evaluate(model, mismatched)
+    with pytest.raises(ValueError, match="bootstrap"):
+        pl.Evaluator(bootstrap=-1)

@@ -1,4 +1,4 @@
-"""Evaluator: stream a model's predictions over a dataset into a Report."""
+"""Evaluator: stream a model's outputs over a dataset into a Report."""
 
 from __future__ import annotations
 
@@ -8,69 +8,155 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pretrainlib import validation
 from pretrainlib.evaluation import metrics as metric_fns
 from pretrainlib.evaluation.report import Report
 
 
 class Evaluator:
-    """Evaluates any Keras classifier on a `tf.data.Dataset` of `(inputs, labels)`.
+    """Evaluates any Keras model on a `tf.data.Dataset`, exactly, with uncertainty.
 
-    Predictions are streamed batch by batch into a confusion matrix, from which
-    every metric is computed exactly (no per-batch averaging).
+    Metrics are chosen by name and must belong to one task:
+
+    - classification (outputs `[batch, classes]` logits or probabilities, labels
+      `[batch]`): `accuracy`, `top_<k>_accuracy`, `<macro|micro|weighted>_<precision|
+      recall|f1>`, `roc_auc` (two classes);
+    - regression (outputs and targets `[batch]` or `[batch, outputs]`): `mae`,
+      `rmse`, `r2`;
+    - language modeling (logits `[batch, tokens, vocab]`, labels `[batch, tokens]`,
+      optional per-token weights as the dataset's third element): `cross_entropy`,
+      `perplexity`, `token_accuracy`;
+    - reconstruction (outputs shaped like the targets, optional per-position
+      weights): `mse`, `psnr` (pixel range [0, 1]).
+
+    The dataset yields `(inputs, targets)` or `(inputs, targets, weights)` (for a
+    Pretrainer, map its objective's `transform` over the raw data first). The model
+    is run batch by batch; a few numbers per example are kept, and every metric is
+    computed from all of them at once, so values are exact (not averages of batch
+    values). With `bootstrap=B`, each metric also gets a percentile confidence
+    interval from `B` resamples of the test examples.
 
     Args:
-        metrics: names from `"accuracy"`, `"macro_f1"`.
-        class_names: optional names for the per-class table and plots.
+        metrics: metric names (see above), or one name.
+        class_names: names of the classes for per-class tables and plots.
+        bootstrap: number of bootstrap resamples (0: no intervals).
+        confidence: the intervals' coverage, in (0, 1).
+        seed: seed of the bootstrap resampling.
 
     Example:
     >>> import numpy as np, keras, tensorflow as tf, pretrainlib as pl
     >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
     >>> ds = tf.data.Dataset.from_tensor_slices(
     ...     (np.random.rand(10, 4).astype("float32"), np.arange(10) % 3)).batch(4)
-    >>> report = pl.Evaluator(metrics=["accuracy", "macro_f1"]).evaluate(model, ds)
-    >>> sorted(report.metrics), report.num_examples
-    (['accuracy', 'macro_f1'], 10)
+    >>> report = pl.Evaluator(metrics=["accuracy", "macro_f1"], bootstrap=200).evaluate(model, ds)
+    >>> sorted(report.metrics), report.num_examples, sorted(report.intervals)
+    (['accuracy', 'macro_f1'], 10, ['accuracy', 'macro_f1'])
     """
 
-    def __init__(self, metrics: Sequence[str] = ("accuracy", "macro_f1"),
-                 class_names: Sequence[str] | None = None):
-        if isinstance(metrics, str):
-            metrics = [metrics]
-        for name in metrics:
-            validation.one_of("metrics", name, metric_fns.CLASSIFICATION_METRICS)
-        self.metrics = list(metrics)
+    def __init__(self, metrics: Sequence[str] | str = ("accuracy", "macro_f1"),
+                 class_names: Sequence[str] | None = None, bootstrap: int = 0,
+                 confidence: float = 0.95, seed: int = 0):
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        if not metrics:
+            raise ValueError("`metrics` is empty; name at least one, e.g. ['accuracy'].")
+        resolved = {name: metric_fns.resolve(name) for name in metrics}
+        tasks = {task for task, _ in resolved.values()}
+        if len(tasks) > 1:
+            raise ValueError(
+                "`metrics` mixes tasks: " + ", ".join(
+                    f"{name} ({task})" for name, (task, _) in resolved.items())
+                + ". Evaluate each task's metrics with its own Evaluator."
+            )
+        if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0:
+            raise ValueError(
+                f"`bootstrap` must be a non-negative int. Received: bootstrap={bootstrap!r}")
+        if not 0 < confidence < 1:
+            raise ValueError(
+                f"`confidence` must lie strictly between 0 and 1. Received: {confidence!r}")
+        self.metrics = metrics
+        self.task = tasks.pop()
+        self._functions = {name: fn for name, (_, fn) in resolved.items()}
         self.class_names = tuple(class_names) if class_names else None
+        self.bootstrap, self.confidence, self.seed = bootstrap, confidence, seed
 
     def evaluate(self, model: keras.Model, dataset: tf.data.Dataset) -> Report:
         """Runs `model` over `dataset` and returns a `Report`."""
         if not isinstance(dataset, tf.data.Dataset):
             raise TypeError(
-                "`dataset` must be a tf.data.Dataset of (inputs, labels). "
+                "`dataset` must be a tf.data.Dataset of (inputs, targets). "
                 f"Received: dataset of type {type(dataset).__name__}"
             )
-        labels, predictions = [], []
+        parts, num_classes = [], 0
         for batch in dataset:
-            if not isinstance(batch, tuple) or len(batch) < 2:
+            if not isinstance(batch, tuple) or len(batch) not in (2, 3):
                 raise ValueError(
-                    "`dataset` must yield (inputs, labels) pairs; it yielded a "
-                    f"{type(batch).__name__}."
+                    "`dataset` must yield (inputs, targets) or (inputs, targets, weights); "
+                    f"it yielded a {type(batch).__name__}."
                 )
-            x, y = batch[0], batch[1]
-            logits = np.asarray(model.predict_on_batch(x))
-            y = np.asarray(y).reshape(-1)
-            if logits.ndim != 2 or logits.shape[0] != y.shape[0]:
-                raise ValueError(
-                    f"The model's outputs {logits.shape} do not match the labels "
-                    f"{y.shape}: expected [batch, num_classes] logits for [batch] labels."
-                )
-            labels.append(y.astype("int64"))
-            predictions.append(logits.argmax(axis=-1))
-        if not labels:
+            outputs = np.asarray(model.predict_on_batch(batch[0]))
+            targets = np.asarray(batch[1])
+            weights = np.asarray(batch[2], "float64") if len(batch) == 3 else None
+            parts.append(self._records(outputs, targets, weights))
+            if self.task == "classification":
+                num_classes = max(num_classes, outputs.shape[-1], int(targets.max()) + 1)
+        if not parts:
             raise ValueError("`dataset` is empty; it yielded no batch.")
-        labels, predictions = np.concatenate(labels), np.concatenate(predictions)
-        num_classes = max(int(logits.shape[-1]), int(labels.max()) + 1)
-        confusion = metric_fns.confusion_matrix(labels, predictions, num_classes)
-        values = {name: metric_fns.CLASSIFICATION_METRICS[name](confusion)
-                  for name in self.metrics}
-        return Report(values, confusion, self.class_names, int(labels.shape[0]))
+        records = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        if "roc_auc" in self.metrics and "score" not in records:
+            raise ValueError(
+                f"`roc_auc` is defined here for two classes; the model outputs {num_classes}.")
+        values = {name: fn(records, num_classes) for name, fn in self._functions.items()}
+        num_examples = len(next(iter(records.values())))
+        confusion = (metric_fns.confusion_matrix(records["label"], records["predicted"],
+                                                 num_classes)
+                     if self.task == "classification" else None)
+        return Report(values, confusion, self.class_names, num_examples,
+                      intervals=self._intervals(records, num_classes, num_examples),
+                      task=self.task, confidence=self.confidence)
+
+    # === Records per task ===
+    def _records(self, outputs, targets, weights):
+        if self.task == "classification":
+            labels = targets.reshape(-1)
+            if outputs.ndim != 2 or outputs.shape[0] != labels.shape[0]:
+                raise ValueError(
+                    f"Classification metrics ({', '.join(self.metrics)}) need [batch, "
+                    f"classes] outputs for [batch] labels. Received: outputs {outputs.shape}, "
+                    f"labels {targets.shape}"
+                )
+            if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+                raise ValueError("Classification labels must be non-negative integer class ids.")
+            return metric_fns.classification_records(outputs.astype("float64"),
+                                                     labels.astype("int64"))
+        if self.task == "language_modeling":
+            if outputs.ndim != 3 or targets.shape != outputs.shape[:2]:
+                raise ValueError(
+                    f"Language-modeling metrics ({', '.join(self.metrics)}) need per-token "
+                    "logits [batch, tokens, vocab] and labels [batch, tokens]. Received: "
+                    f"outputs {outputs.shape}, labels {targets.shape}"
+                )
+            weights = np.ones(targets.shape) if weights is None else weights
+            return metric_fns.language_modeling_records(outputs, targets.astype("int64"),
+                                                        weights)
+        if outputs.shape[0] != targets.shape[0] or outputs.size != targets.size:
+            raise ValueError(
+                f"{self.task.replace('_', ' ').capitalize()} metrics "
+                f"({', '.join(self.metrics)}) need outputs shaped like the targets. "
+                f"Received: outputs {outputs.shape}, targets {targets.shape}"
+            )
+        if self.task == "regression":
+            return metric_fns.regression_records(outputs, targets)
+        return metric_fns.reconstruction_records(outputs.reshape(targets.shape), targets,
+                                                 weights)
+
+    def _intervals(self, records, num_classes, num_examples):
+        if not self.bootstrap:
+            return {}
+        rng = np.random.default_rng(self.seed)
+        draws = {name: [] for name in self.metrics}
+        for _ in range(self.bootstrap):
+            sample = metric_fns.select(records, rng.integers(0, num_examples, num_examples))
+            for name, fn in self._functions.items():
+                draws[name].append(fn(sample, num_classes))
+        tail = (1 - self.confidence) / 2 * 100
+        return {name: tuple(float(q) for q in np.nanpercentile(values, [tail, 100 - tail]))
+                for name, values in draws.items()}

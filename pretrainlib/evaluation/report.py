@@ -16,9 +16,13 @@ class Report:
 
     Attributes:
         metrics: `{name: value}` for the metrics asked for.
-        confusion: the confusion matrix (rows true, columns predicted).
+        confusion: the confusion matrix (rows true, columns predicted); None for
+            tasks other than classification.
         class_names: names of the classes, if known.
         num_examples: how many examples were evaluated.
+        intervals: `{name: (low, high)}` bootstrap confidence intervals, if asked for.
+        task: the metrics' task (`classification`, `regression`, ...).
+        confidence: the intervals' coverage.
 
     Example:
     >>> import numpy as np
@@ -29,31 +33,57 @@ class Report:
     """
 
     metrics: dict[str, float]
-    confusion: np.ndarray
+    confusion: np.ndarray | None = None
     class_names: tuple[str, ...] | None = None
     num_examples: int = 0
+    intervals: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
+    task: str = "classification"
+    confidence: float = 0.95
 
     def names(self) -> list[str]:
-        n = self.confusion.shape[0]
+        n = 0 if self.confusion is None else self.confusion.shape[0]
         return list(self.class_names) if self.class_names else [str(i) for i in range(n)]
 
     def per_class(self) -> dict[str, dict[str, float]]:
+        """Precision, recall, F1 and support per class (classification only)."""
+        if self.confusion is None:
+            return {}
         table = metric_fns.per_class(self.confusion)
         return {name: {k: float(v[i]) for k, v in table.items()}
                 for i, name in enumerate(self.names())}
 
     def to_dict(self) -> dict:
-        return {"metrics": dict(self.metrics), "num_examples": self.num_examples,
-                "per_class": self.per_class(), "confusion": self.confusion.tolist(),
-                "class_names": self.names()}
+        result = {"task": self.task, "metrics": dict(self.metrics),
+                  "num_examples": self.num_examples}
+        if self.intervals:
+            result["intervals"] = {k: list(v) for k, v in self.intervals.items()}
+            result["confidence"] = self.confidence
+        if self.confusion is not None:
+            result.update(per_class=self.per_class(), confusion=self.confusion.tolist(),
+                          class_names=self.names())
+        return result
+
+    def _cell(self, name: str) -> str:
+        value = f"{self.metrics[name]:.4f}"
+        if name in self.intervals:
+            low, high = self.intervals[name]
+            value += f"  [{low:.4f}, {high:.4f}]"
+        return value
 
     def to_json(self, path: str) -> None:
         with open(path, "w") as f:
             json.dump(self.to_dict(), f, indent=2)
 
     def to_markdown(self) -> str:
-        lines = ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4f} |" for k, v in self.metrics.items()]
+        header = (f"| metric | value | {self.confidence:.0%} interval |\n|---|---|---|"
+                  if self.intervals else "| metric | value |\n|---|---|")
+        lines = [header]
+        for name, value in self.metrics.items():
+            interval = self.intervals.get(name)
+            cell = f" [{interval[0]:.4f}, {interval[1]:.4f}] |" if interval else ""
+            lines.append(f"| {name} | {value:.4f} |{cell}")
+        if self.confusion is None:
+            return "\n".join(lines)
         lines += ["", "| class | precision | recall | f1 | support |", "|---|---|---|---|---|"]
         for name, row in self.per_class().items():
             lines.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | "
@@ -62,11 +92,19 @@ class Report:
 
     def __str__(self) -> str:
         width = max(len(k) for k in self.metrics)
-        rows = [f"{k:<{width}}  {v:.4f}" for k, v in self.metrics.items()]
-        return f"Report on {self.num_examples} examples\n" + "\n".join(rows)
+        title = f"Report on {self.num_examples} examples ({self.task})"
+        if self.intervals:
+            title += f", {self.confidence:.0%} bootstrap intervals"
+        rows = [f"{k:<{width}}  {self._cell(k)}" for k in self.metrics]
+        return title + "\n" + "\n".join(rows)
 
     def plot(self, path: str) -> str:
-        """Writes the confusion matrix as a PNG to `path` (needs matplotlib)."""
+        """Writes the confusion matrix as a PNG to `path` (needs matplotlib);
+        classification only for now."""
+        if self.confusion is None:
+            raise ValueError(
+                f"Report.plot draws a confusion matrix; a {self.task} report has none. Use "
+                "report.metrics or report.to_markdown().")
         try:
             import matplotlib
 
