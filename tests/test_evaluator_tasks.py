@@ -118,3 +118,49 @@ def test_bootstrap_intervals_bracket_the_estimate_and_are_seeded(real_classifier
     assert high - low == pytest.approx(2 * 1.96 * np.sqrt(p * (1 - p) / len(labels)), rel=0.2)
     assert "95% bootstrap intervals" in str(a) and "interval" in a.to_markdown()
     assert a.to_dict()["intervals"]["accuracy"] == [low, high]
+
+
+def test_ensemble_averages_probabilities_and_regression_outputs(real_classifier_outputs):
+    logits, labels = real_classifier_outputs
+    other = np.roll(logits, 1, axis=1)  # a second, different "model"
+    index = np.arange(len(labels))
+    ds = tf.data.Dataset.from_tensor_slices((index, labels)).batch(64)
+    report = pl.Evaluator(["accuracy"]).evaluate([Given(logits), Given(other)], ds)
+
+    def softmax(z):
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    averaged = (softmax(logits.astype("float64")) + softmax(other.astype("float64"))) / 2
+    assert report.metrics["accuracy"] == pytest.approx(np.mean(averaged.argmax(-1) == labels))
+    target = np.linspace(0, 1, 20)[:, None]
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(20), target)).batch(8)
+    mae = pl.Evaluator(["mae"]).evaluate([Given(target + 0.2), Given(target - 0.1)], ds)
+    assert mae.metrics["mae"] == pytest.approx(0.05)
+    with pytest.raises(TypeError, match="ensemble"):
+        pl.Evaluator(["mae"]).evaluate([], ds)
+
+
+def test_most_confident_mistakes_are_the_surest_wrong_predictions(real_classifier_outputs,
+                                                                   tmp_path):
+    logits, labels = real_classifier_outputs
+    fm = pl.datasets.fashion_mnist()
+    images = fm.test.sample(600, seed=1).images
+    ds = tf.data.Dataset.from_tensor_slices((np.arange(len(labels)), labels)).batch(50)
+    evaluator = pl.Evaluator(["accuracy"], class_names=fm.class_names)
+    mistakes = evaluator.most_confident_mistakes(Given(logits), ds, k=6, inputs=images)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    wrong = np.flatnonzero(probs.argmax(-1) != labels)
+    expected = wrong[np.argsort(-probs[wrong].max(-1))][:6]
+    assert [m["index"] for m in mistakes] == expected.tolist()
+    assert all(m["label"] != m["predicted"] for m in mistakes)
+    np.testing.assert_array_equal(mistakes[0]["input"], images[expected[0]])
+    assert mistakes[0]["label_name"] == fm.class_names[labels[expected[0]]]
+    path = pl.evaluation.plot_mistakes(mistakes, str(tmp_path / "mistakes.png"),
+                                       class_names=fm.class_names)
+    assert (tmp_path / "mistakes.png").stat().st_size > 2000 and path.endswith(".png")
+    with pytest.raises(ValueError, match="classification"):
+        pl.Evaluator(["mae"]).most_confident_mistakes(Given(logits), ds)
+    with pytest.raises(ValueError, match="`k`"):
+        evaluator.most_confident_mistakes(Given(logits), ds, k=0)

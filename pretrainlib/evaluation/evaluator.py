@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pretrainlib import validation
 from pretrainlib.evaluation import metrics as metric_fns
 from pretrainlib.evaluation.report import Report
 
@@ -41,6 +42,8 @@ class Evaluator:
         bootstrap: number of bootstrap resamples (0: no intervals).
         confidence: the intervals' coverage, in (0, 1).
         seed: seed of the bootstrap resampling.
+        from_logits: whether classifiers output logits (as this library's heads do)
+            rather than probabilities; ensembles and mistakes' confidences use it.
 
     Example:
     >>> import numpy as np, keras, tensorflow as tf, pretrainlib as pl
@@ -54,7 +57,7 @@ class Evaluator:
 
     def __init__(self, metrics: Sequence[str] | str = ("accuracy", "macro_f1"),
                  class_names: Sequence[str] | None = None, bootstrap: int = 0,
-                 confidence: float = 0.95, seed: int = 0):
+                 confidence: float = 0.95, seed: int = 0, from_logits: bool = True):
         metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         if not metrics:
             raise ValueError("`metrics` is empty; name at least one, e.g. ['accuracy'].")
@@ -77,22 +80,18 @@ class Evaluator:
         self._functions = {name: fn for name, (_, fn) in resolved.items()}
         self.class_names = tuple(class_names) if class_names else None
         self.bootstrap, self.confidence, self.seed = bootstrap, confidence, seed
+        self.from_logits = from_logits
 
-    def evaluate(self, model: keras.Model, dataset: tf.data.Dataset) -> Report:
-        """Runs `model` over `dataset` and returns a `Report`."""
-        if not isinstance(dataset, tf.data.Dataset):
-            raise TypeError(
-                "`dataset` must be a tf.data.Dataset of (inputs, targets). "
-                f"Received: dataset of type {type(dataset).__name__}"
-            )
+    def evaluate(self, model, dataset: tf.data.Dataset) -> Report:
+        """Runs `model` over `dataset` and returns a `Report`.
+
+        `model` may be a list of models: the ensemble's prediction is the average
+        of theirs (of the class probabilities, for classification).
+        """
+        predict = _predictor(model, self.task, self.from_logits)
         parts, num_classes = [], 0
-        for batch in dataset:
-            if not isinstance(batch, tuple) or len(batch) not in (2, 3):
-                raise ValueError(
-                    "`dataset` must yield (inputs, targets) or (inputs, targets, weights); "
-                    f"it yielded a {type(batch).__name__}."
-                )
-            outputs = np.asarray(model.predict_on_batch(batch[0]))
+        for batch in _batches(dataset):
+            outputs = predict(batch[0])
             targets = np.asarray(batch[1])
             weights = np.asarray(batch[2], "float64") if len(batch) == 3 else None
             parts.append(self._records(outputs, targets, weights))
@@ -112,6 +111,52 @@ class Evaluator:
         return Report(values, confusion, self.class_names, num_examples,
                       intervals=self._intervals(records, num_classes, num_examples),
                       task=self.task, confidence=self.confidence)
+
+    def most_confident_mistakes(self, model, dataset: tf.data.Dataset, k: int = 10,
+                                inputs=None) -> list[dict]:
+        """The `k` wrong predictions the model (or ensemble) was surest of.
+
+        Each mistake is `{"index", "label", "predicted", "confidence", "input"}`,
+        sorted by confidence (the predicted class's probability); `index` counts
+        examples in dataset order. `input` is the example's input as the dataset
+        gave it (an image array, a dict of token ids), or `inputs[index]` when you
+        pass the raw inputs in dataset order (e.g. the texts, to read them as text).
+        Classification only. `plot_mistakes` draws image mistakes as a grid.
+
+        Example:
+        >>> import numpy as np, keras, tensorflow as tf, pretrainlib as pl
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+        >>> ds = tf.data.Dataset.from_tensor_slices(
+        ...     (np.eye(2, dtype="float32"), np.array([1, 0]))).batch(2)
+        >>> mistakes = pl.Evaluator(["accuracy"]).most_confident_mistakes(
+        ...     model, ds, k=5, inputs=["first", "second"])
+        >>> all(m["input"] in ("first", "second") for m in mistakes)
+        True
+        """
+        if self.task != "classification":
+            raise ValueError(f"Mistakes are for classification; this Evaluator is {self.task}.")
+        validation.positive_int("k", k)
+        predict = _predictor(model, self.task, self.from_logits)
+        found, offset = [], 0
+        for batch in _batches(dataset):
+            probabilities = _probabilities(predict(batch[0]), self.from_logits)
+            labels = np.asarray(batch[1]).reshape(-1)
+            predicted = probabilities.argmax(-1)
+            for i in np.flatnonzero(predicted != labels):
+                found.append({"index": offset + int(i), "label": int(labels[i]),
+                              "predicted": int(predicted[i]),
+                              "confidence": float(probabilities[i, predicted[i]]),
+                              "input": _example(batch[0], i)})
+            found = sorted(found, key=lambda m: -m["confidence"])[:k]
+            offset += len(labels)
+        if inputs is not None:
+            for mistake in found:
+                mistake["input"] = inputs[mistake["index"]]
+        if self.class_names:
+            for mistake in found:
+                mistake["label_name"] = self.class_names[mistake["label"]]
+                mistake["predicted_name"] = self.class_names[mistake["predicted"]]
+        return found
 
     # === Records per task ===
     def _records(self, outputs, targets, weights):
@@ -160,3 +205,87 @@ class Evaluator:
         tail = (1 - self.confidence) / 2 * 100
         return {name: tuple(float(q) for q in np.nanpercentile(values, [tail, 100 - tail]))
                 for name, values in draws.items()}
+
+
+def _batches(dataset):
+    if not isinstance(dataset, tf.data.Dataset):
+        raise TypeError(
+            "`dataset` must be a tf.data.Dataset of (inputs, targets). "
+            f"Received: dataset of type {type(dataset).__name__}"
+        )
+    for batch in dataset:
+        if not isinstance(batch, tuple) or len(batch) not in (2, 3):
+            raise ValueError(
+                "`dataset` must yield (inputs, targets) or (inputs, targets, weights); "
+                f"it yielded a {type(batch).__name__}."
+            )
+        yield batch
+
+
+def _predictor(model, task: str, from_logits: bool):
+    """A function inputs -> numpy outputs, averaging over a list of models."""
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models or not all(isinstance(m, keras.Model) for m in models):
+        raise TypeError(
+            "`model` must be a Keras model or a non-empty list of them (an ensemble). "
+            f"Received: {type(model).__name__}"
+        )
+    if len(models) == 1:
+        return lambda x: np.asarray(models[0].predict_on_batch(x))
+
+    def average(x):
+        outputs = [np.asarray(m.predict_on_batch(x)) for m in models]
+        if task == "classification":  # average probabilities, keep log form
+            mean = np.mean([_probabilities(o, from_logits) for o in outputs], axis=0)
+            return np.log(mean + 1e-12) if from_logits else mean
+        return np.mean(outputs, axis=0)
+
+    return average
+
+
+def _probabilities(outputs: np.ndarray, from_logits: bool) -> np.ndarray:
+    outputs = outputs.astype("float64")
+    if not from_logits:
+        return outputs
+    shifted = np.exp(outputs - outputs.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
+def _example(inputs, i: int):
+    if isinstance(inputs, dict):
+        return {key: np.asarray(value[i]) for key, value in inputs.items()}
+    return np.asarray(inputs[i])
+
+
+def plot_mistakes(mistakes: list[dict], path: str, class_names=None, columns: int = 5) -> str:
+    """Draws image mistakes (from `Evaluator.most_confident_mistakes`) as a PNG grid,
+    each titled `true -> predicted (confidence)`. Needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError("plot_mistakes needs matplotlib: pip install 'pretrainlib[plot]'"
+                          ) from None
+    if not mistakes:
+        raise ValueError("`mistakes` is empty: nothing to draw.")
+    rows = -(-len(mistakes) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.0 * columns, 2.3 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, mistake in zip(axes.flat, mistakes):
+        image = np.asarray(mistake["input"])
+        if image.ndim not in (2, 3):
+            raise ValueError(f"plot_mistakes draws images; an input has shape {image.shape}.")
+        ax.imshow(image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image,
+                  cmap="gray")
+        names = class_names or [str(c) for c in range(max(mistake["label"],
+                                                           mistake["predicted"]) + 1)]
+        ax.set_title(f"{names[mistake['label']]} -> {names[mistake['predicted']]}\n"
+                     f"({mistake['confidence']:.2f})", fontsize=8)
+    fig.suptitle("most confident mistakes: true -> predicted (confidence)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
