@@ -112,6 +112,20 @@ class Evaluator:
                       intervals=self._intervals(records, num_classes, num_examples),
                       task=self.task, confidence=self.confidence)
 
+    def label_efficiency(self, arms, pool, test, budgets, seeds: int = 3):
+        """`pl.evaluation.label_efficiency` with this Evaluator's metrics: every arm
+        trained on every label budget x seed, scored on `test`; returns a
+        `StudyReport` (`.to_markdown()`, `.plot(path)`)."""
+        from pretrainlib.evaluation.studies import label_efficiency
+
+        return label_efficiency(self, arms, pool, test, budgets, seeds)
+
+    def cross_validate(self, train, data, make_dataset, folds: int = 5, seed: int = 0):
+        """`pl.evaluation.cross_validate` with this Evaluator's metrics."""
+        from pretrainlib.evaluation.studies import cross_validate
+
+        return cross_validate(self, train, data, make_dataset, folds, seed)
+
     def most_confident_mistakes(self, model, dataset: tf.data.Dataset, k: int = 10,
                                 inputs=None) -> list[dict]:
         """The `k` wrong predictions the model (or ensemble) was surest of.
