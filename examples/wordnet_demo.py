@@ -225,8 +225,9 @@ def table(summary: dict, args) -> str:
     return "\n".join(rows)
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def argument_parser(description: str = __doc__.splitlines()[0]) -> argparse.ArgumentParser:
+    """The demo's options; other examples add their own to it."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--labels", type=int, default=200, help="labeled training glosses")
     p.add_argument("--val-labels", type=int, default=500, help="labeled validation glosses")
     p.add_argument("--seeds", type=int, default=1)
@@ -252,12 +253,19 @@ def parse_args(argv=None):
                    help="compare_policies.py: a folder with encoder.keras and tokenizer.json")
     p.add_argument("--quick", action="store_true",
                    help="a tiny budget that checks the pipeline end to end (for tests)")
-    args = p.parse_args(argv)
+    return p
+
+
+def finish_args(args):
     if args.quick:
         args.vocab, args.hidden, args.layers = 2000, 32, 1
         args.pretrain_epochs, args.pretrain_length, args.epochs = 0.05, 64, 2
         args.labels, args.val_labels, args.learning_rates = 60, 60, [1e-3]
     return args
+
+
+def parse_args(argv=None):
+    return finish_args(argument_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

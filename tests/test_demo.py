@@ -54,3 +54,18 @@ def test_fashion_mnist_transfer_study_runs_end_to_end(tmp_path, study):
     for model in ("pretrained", "scratch"):
         assert 0 <= payload["summary"][model]["accuracy"]["mean"] <= 1
     assert payload["runs"]["pretrained"][0]["pretrain_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_label_efficiency_study_writes_table_plot_and_json(tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "label_efficiency.py"), "--quick",
+         "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads((tmp_path / "label_efficiency.json").read_text())["summary"]
+    assert set(summary) >= {"pretrained", "scratch"}
+    assert sorted(summary["pretrained"], key=int) == ["12", "24"]
+    assert (tmp_path / "label_efficiency.png").stat().st_size > 5000
+    assert "| labels | pretrained | scratch" in (tmp_path / "label_efficiency.md").read_text()
