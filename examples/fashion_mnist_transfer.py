@@ -24,7 +24,6 @@ writes JSON (mean ± std over seeds of test accuracy and macro-F1).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -35,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from wordnet_demo import copy_of, fine_tune, log, summarize  # noqa: E402
+from wordnet_demo import copy_of, fine_tune, log, write_results  # noqa: E402
 
 import pretrainlib as pl  # noqa: E402
 
@@ -124,16 +123,7 @@ def run(args) -> dict:
                                   "learning_rate": lr})
             if name == "pretrained":
                 results[name][-1]["pretrain_seconds"] = pretrain_seconds
-    summary = summarize(results)
-    payload = {"config": vars(args), "summary": summary, "runs": results,
-               "wall_seconds": time.time() - start}
-    path = pathlib.Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2))
-    print()
-    print(table(summary, args))
-    print(f"\nWall time {payload['wall_seconds'] / 60:.1f} min. Results written to {path}")
-    return payload
+    return write_results(args, results, start, table)
 
 
 def table(summary: dict, args) -> str:

@@ -187,9 +187,15 @@ def run(args) -> dict:
             results["tfidf_logreg"].append(baseline)
             log(f"  TF-IDF + logistic regression: macro-F1 {baseline['macro_f1']:.4f}")
 
+    return write_results(args, results, start, table, reference_macro_f1=REFERENCE)
+
+
+def write_results(args, results: dict, start: float, table, **extra) -> dict:
+    """Summarizes `results`, writes them with the config to `args.out` as JSON, and
+    prints `table(summary, args)` and the wall time."""
     summary = summarize(results)
-    payload = {"config": vars(args), "summary": summary, "runs": results,
-               "reference_macro_f1": REFERENCE, "wall_seconds": time.time() - start}
+    payload = {"config": vars(args), "summary": summary, "runs": results, **extra,
+               "wall_seconds": time.time() - start}
     path = pathlib.Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))
