@@ -41,7 +41,7 @@ def test_fit_before_compile_is_a_clear_error(tiny_encoder, labeled):
         (lambda tok: pl.backbones.TextEncoder(100, hidden_dim=30, num_heads=4), ValueError,
          "num_heads"),
         (lambda tok: pl.backbones.TextEncoder(0), ValueError, "vocab_size"),
-        (lambda tok: pl.Evaluator("perplexity"), ValueError, "metrics"),
+        (lambda tok: pl.Evaluator("perplexty"), ValueError, "Unknown metric .* `metrics`"),
     ],
 )
 def test_bad_arguments_name_themselves(tokenizer, call, error, fragment):

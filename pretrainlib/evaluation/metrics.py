@@ -174,8 +174,8 @@ def resolve(name: str):
         if name in table:
             return task, table[name]
     raise ValueError(
-        f"Unknown metric {name!r}. Known: {', '.join(EXAMPLE_NAMES)} (and top_<k>_accuracy, "
-        "<macro|micro|weighted>_<precision|recall|f1>)."
+        f"Unknown metric {name!r} in `metrics`. Known: {', '.join(EXAMPLE_NAMES)} "
+        "(and top_<k>_accuracy, <macro|micro|weighted>_<precision|recall|f1>)."
     )
 
 
