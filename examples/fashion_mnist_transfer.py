@@ -81,9 +81,13 @@ def run(args) -> dict:
     fm = pl.datasets.fashion_mnist()
     if args.study == "masked":
         source = fm.train
+        if args.quick:
+            source = source.sample(1024, seed=0)
         splits = (fm.train, fm.validation, fm.test)
     else:
         source = fm.train.classes(SOURCE)
+        if args.quick:
+            source = source.sample(1024, seed=0)
         splits = tuple(split.classes(TARGET) for split in (fm.train, fm.validation, fm.test))
     train_pool, val_pool, test = splits
     num_classes = len(train_pool.class_names)
@@ -160,7 +164,8 @@ def parse_args(argv=None):
     p.add_argument("--learning-rates", type=float, nargs="+", default=[1e-2, 3e-3, 1e-3])
     p.add_argument("--out", default="runs/fashion_mnist_transfer.json")
     p.add_argument("--quick", action="store_true",
-                   help="a tiny budget that checks the pipeline end to end (for tests)")
+                   help="a tiny budget (1,024 source images) that checks the pipeline end "
+                        "to end (for tests)")
     args = p.parse_args(argv)
     if args.quick:
         args.widths, args.pretrain_epochs, args.epochs = [8, 16], 1, 2
