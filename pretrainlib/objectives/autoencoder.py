@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -127,9 +129,7 @@ class Autoencoder(Objective):
             grid = (height // self.patch_size, width // self.patch_size)
         else:
             grid = (self._input_shape[0],)
-        units = 1
-        for side in grid:
-            units *= side
+        units = math.prod(grid)
         count = round(self.mask_ratio * units)
         # The `count` smallest of per-unit uniform draws: an exact ratio per row.
         ranks = tf.argsort(tf.argsort(tf.random.uniform([batch, units]), axis=1), axis=1)
