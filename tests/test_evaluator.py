@@ -96,3 +96,7 @@ def test_bad_input_is_rejected():
         pl.Evaluator().evaluate(model, mismatched)
     with pytest.raises(ValueError, match="bootstrap"):
         pl.Evaluator(bootstrap=-1)
+    with pytest.raises(ValueError, match="confidence"):
+        pl.Evaluator(bootstrap=10, confidence=1.0)
+    with pytest.raises(ValueError, match="`metrics` is empty"):
+        pl.Evaluator([])

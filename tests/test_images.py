@@ -277,3 +277,13 @@ def test_frozen_convnet_keeps_batch_norm_statistics(fm):
            cache_features=False)
     for b, w in zip(before, net.non_trainable_weights):
         np.testing.assert_array_equal(b, np.array(w))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(num_classes=1), "at least 2"), (dict(num_classes=0), "num_classes"),
+    (dict(num_classes=3, dropout=1.5), "dropout"),
+    (dict(num_classes=3, label_smoothing=-0.1), "label_smoothing"),
+])
+def test_image_classification_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        pl.objectives.ImageClassification(**kwargs)
