@@ -180,6 +180,8 @@ def run(args) -> dict:
                 f"macro-F1 {report.metrics['macro_f1']:.4f} (lr {lr:g})")
             results[name].append({**report.metrics, "seconds": time.time() - t,
                                   "learning_rate": lr})
+            if seed == 0 and name == "pretrained":
+                plot_report(report, model.history, args.out)
             if name in pretrain_seconds:
                 results[name][-1]["pretrain_seconds"] = pretrain_seconds[name]
         baseline = tfidf_baseline(train, wn.test)
@@ -188,6 +190,19 @@ def run(args) -> dict:
             log(f"  TF-IDF + logistic regression: macro-F1 {baseline['macro_f1']:.4f}")
 
     return write_results(args, results, start, table, reference_macro_f1=REFERENCE)
+
+
+def plot_report(report, history, out: str) -> None:
+    """Writes the report's figure (confusion matrix, per-class bars, learning curves)
+    next to the JSON results, when matplotlib is installed."""
+    path = pathlib.Path(out).with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        report.plot(str(path), history=history)
+    except ImportError as error:
+        log(f"  no report figure: {error}")
+    else:
+        log(f"  report figure (confusion matrix, per class, learning curves): {path}")
 
 
 def write_results(args, results: dict, start: float, table, **extra) -> dict:

@@ -164,3 +164,38 @@ def test_most_confident_mistakes_are_the_surest_wrong_predictions(real_classifie
         pl.Evaluator(["mae"]).most_confident_mistakes(Given(logits), ds)
     with pytest.raises(ValueError, match="`k`"):
         evaluator.most_confident_mistakes(Given(logits), ds, k=0)
+
+
+def png_size(path):
+    """(width, height) in pixels, read from the PNG header."""
+    with open(path, "rb") as f:
+        header = f.read(24)
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def test_plot_draws_confusion_per_class_and_learning_curves(real_classifier_outputs, tmp_path):
+    logits, labels = real_classifier_outputs
+    report = run(["accuracy", "macro_f1"], logits, labels,
+                 class_names=pl.datasets.fashion_mnist().class_names)
+    alone = png_size(report.plot(str(tmp_path / "report.png")))
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    x, y = np.random.default_rng(0).normal(size=(32, 3)), np.arange(32) % 2
+    history = model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0)
+    curves = png_size(report.plot(str(tmp_path / "curves.png"), history=history))
+    # Two more panels (loss and accuracy, each train next to validation): a second row.
+    assert curves[0] == alone[0] and curves[1] == pytest.approx(alone[1] * 2, rel=0.05)
+    from_dict = png_size(report.plot(str(tmp_path / "dict.png"), history=history.history))
+    assert from_dict == curves
+    with pytest.raises(ValueError, match="`history` must be a keras.callbacks.History"):
+        report.plot(str(tmp_path / "bad.png"), history=[0.5, 0.4])
+
+
+def test_plot_of_a_regression_report_shows_metrics_with_intervals(tmp_path):
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(60, 1))
+    report = run(["mae", "rmse", "r2"], target + rng.normal(scale=0.3, size=(60, 1)), target,
+                 bootstrap=100)
+    width, height = png_size(report.plot(str(tmp_path / "regression.png")))
+    assert width > 300 and height > 300

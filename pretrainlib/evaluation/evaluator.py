@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pretrainlib import validation
 from pretrainlib.evaluation import metrics as metric_fns
-from pretrainlib.evaluation.report import Report
+from pretrainlib.evaluation.report import Report, pyplot
 
 
 class Evaluator:
@@ -274,14 +274,7 @@ def _example(inputs, i: int):
 def plot_mistakes(mistakes: list[dict], path: str, class_names=None, columns: int = 5) -> str:
     """Draws image mistakes (from `Evaluator.most_confident_mistakes`) as a PNG grid,
     each titled `true -> predicted (confidence)`. Needs matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("plot_mistakes needs matplotlib: pip install 'pretrainlib[plot]'"
-                          ) from None
+    plt = pyplot("plot_mistakes")
     if not mistakes:
         raise ValueError("`mistakes` is empty: nothing to draw.")
     rows = -(-len(mistakes) // columns)

@@ -98,37 +98,120 @@ class Report:
         rows = [f"{k:<{width}}  {self._cell(k)}" for k in self.metrics]
         return title + "\n" + "\n".join(rows)
 
-    def plot(self, path: str) -> str:
-        """Writes the confusion matrix as a PNG to `path` (needs matplotlib);
-        classification only for now."""
-        if self.confusion is None:
-            raise ValueError(
-                f"Report.plot draws a confusion matrix; a {self.task} report has none. Use "
-                "report.metrics or report.to_markdown().")
-        try:
-            import matplotlib
+    def plot(self, path: str, history=None) -> str:
+        """Writes the report's figures, two to a row, into one PNG at `path`.
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ImportError(
-                "Report.plot needs matplotlib: pip install 'pretrainlib[plot]'"
-            ) from None
+        Classification: the confusion matrix and per-class precision / recall / F1
+        bars. Other tasks: the metric values, with their bootstrap intervals as error
+        bars when the report has them. With `history` (a `keras.callbacks.History`,
+        what `fit` returns, or its `.history` dict) a learning-curve panel is added for
+        each quantity it tracked (`loss` next to `val_loss`, ...). Needs matplotlib.
+        """
+        plt = pyplot("Report.plot")
+        curves = _learning_curves(history)
+        panels = ([self._plot_confusion, self._plot_per_class] if self.confusion is not None
+                  else [self._plot_metrics])
+        panels += [lambda ax, name=name, series=series: _plot_curve(ax, name, series)
+                   for name, series in curves.items()]
+        n = len(self.names()) if self.confusion is not None else 0
+        side = max(4.5, 1.0 + 0.6 * n)  # a confusion matrix needs room for its labels
+        columns = min(2, len(panels))
+        rows = -(-len(panels) // columns)
+        fig, axes = plt.subplots(rows, columns, figsize=(side * columns, side * rows),
+                                 squeeze=False)
+        for ax in axes.flat[len(panels):]:
+            ax.axis("off")
+        for draw, ax in zip(panels, axes.flat):
+            draw(ax)
+        summary = ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items())
+        fig.suptitle(f"{summary}  ({self.num_examples} examples)", fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        return path
+
+    def _plot_confusion(self, ax) -> None:
         names = self.names()
-        fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(names), 0.8 + 0.6 * len(names)))
         ax.imshow(self.confusion, cmap="Blues")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
         ax.set_yticks(range(len(names)), names)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
+        ax.set_title("confusion matrix", fontsize=9)
+        dark = self.confusion.max() / 2
         for (i, j), count in np.ndenumerate(self.confusion):
-            ax.text(j, i, int(count), ha="center", va="center", fontsize=8)
-        title = ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items())
-        ax.set_title(title, fontsize=9)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
-        return path
+            ax.text(j, i, int(count), ha="center", va="center", fontsize=8,
+                    color="white" if count > dark else "black")
+
+    def _plot_per_class(self, ax) -> None:
+        table = self.per_class()
+        names = list(table)
+        positions = np.arange(len(names))
+        for offset, score in zip((-0.27, 0.0, 0.27), ("precision", "recall", "f1")):
+            ax.bar(positions + offset, [table[c][score] for c in names], width=0.27,
+                   label=score)
+        ax.set_xticks(positions, names, rotation=45, ha="right")
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("score")
+        ax.set_title("per class", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+
+    def _plot_metrics(self, ax) -> None:
+        names = list(self.metrics)
+        values = [self.metrics[k] for k in names]
+        errors = None
+        if self.intervals:
+            low = [v - self.intervals.get(k, (v, v))[0] for k, v in zip(names, values)]
+            high = [self.intervals.get(k, (v, v))[1] - v for k, v in zip(names, values)]
+            errors = [low, high]
+        ax.bar(range(len(names)), values, yerr=errors, capsize=4, color="tab:blue")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ax.set_ylabel("value")
+        interval = f", {self.confidence:.0%} intervals" if self.intervals else ""
+        ax.set_title(f"{self.task} metrics{interval}", fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+
+
+def pyplot(caller: str):
+    """matplotlib.pyplot on the file-only Agg backend, or a clear error."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(f"{caller} needs matplotlib: pip install 'pretrainlib[plot]'") from None
+    return plt
+
+
+def _learning_curves(history) -> dict[str, dict[str, list[float]]]:
+    """`{quantity: {"train": [...], "validation": [...]}}` from a History or its dict."""
+    if history is None:
+        return {}
+    logs = getattr(history, "history", history)
+    if not isinstance(logs, dict) or not logs:
+        raise ValueError(
+            f"`history` must be a keras.callbacks.History (what fit returns) or its "
+            f"non-empty `.history` dict; got {type(history).__name__}.")
+    curves: dict[str, dict[str, list[float]]] = {}
+    for key, values in logs.items():
+        name = key[4:] if key.startswith("val_") else key
+        if name == "learning_rate":
+            continue
+        split = "validation" if key.startswith("val_") else "train"
+        curves.setdefault(name, {})[split] = [float(v) for v in values]
+    return curves
+
+
+def _plot_curve(ax, name: str, series: dict[str, list[float]]) -> None:
+    for split, values in series.items():
+        ax.plot(range(1, len(values) + 1), values, marker=".", label=split)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(name)
+    ax.set_title(f"learning curve: {name}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
 
 
 def comparison_table(rows: dict[str, dict[str, str | float]]) -> str:

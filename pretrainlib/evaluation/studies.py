@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from pretrainlib import validation
+from pretrainlib.evaluation.report import pyplot
 
 
 @dataclasses.dataclass
@@ -68,14 +69,7 @@ class StudyReport:
     def plot(self, path: str, metric: str | None = None, title: str | None = None) -> str:
         """Writes `metric` (mean ± std over seeds) against the number of labels, one
         line with error bars per arm, as a PNG (needs matplotlib)."""
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ImportError(
-                "StudyReport.plot needs matplotlib: pip install 'pretrainlib[plot]'") from None
+        plt = pyplot("StudyReport.plot")
         metric = metric or self.metrics[0]
         fig, ax = plt.subplots(figsize=(6, 4))
         for arm, budgets in self.summary().items():
