@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import model_input
@@ -153,9 +154,10 @@ class FineTuner(TrainingCore, keras.Model):
                 "FineTuner.fit takes a tf.data.Dataset of (inputs, labels) as `x`; "
                 "build one with pl.data.text_dataset(texts, tokenizer, labels=...)."
             )
-        self._check_labels("x", x)
+        self._check_labels("x", x, steps_per_epoch, "steps_per_epoch")
         if validation_data is not None:
-            self._check_labels("validation_data", validation_data)
+            self._check_labels("validation_data", validation_data,
+                               kwargs.get("validation_steps"), "validation_steps")
         self._start_schedule(x, epochs, steps_per_epoch, initial_epoch)
         # Build the optimizer on every variable that some stage trains, so that
         # groups unfrozen later are known to it (Keras refuses unknown variables).
@@ -166,15 +168,17 @@ class FineTuner(TrainingCore, keras.Model):
         policy_callback = PolicyCallback(self.policy, self.layer_groups,
                                          self.trainable_candidates)
         policy_callback.set_model(self)
-        policy_callback.apply(initial_epoch if self.policy.unit == "epoch"
-                              else int(self.optimizer.iterations))
+
+        def apply_policy(epoch: int) -> None:  # once a resumed state is loaded
+            policy_callback.apply(epoch if self.policy.unit == "epoch"
+                                  else int(self.optimizer.iterations))
+
         callbacks = [policy_callback, *(callbacks or [])]
+        kwargs.update(epochs=epochs, callbacks=callbacks, steps_per_epoch=steps_per_epoch,
+                      initial_epoch=initial_epoch, on_start=apply_policy)
         kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
         if not self._use_feature_cache(cache_features, epochs, initial_epoch):
-            return super().fit(x, epochs=epochs, callbacks=callbacks,
-                               validation_data=validation_data,
-                               steps_per_epoch=steps_per_epoch,
-                               initial_epoch=initial_epoch, **kwargs)
+            return self._fit_keras(x, validation_data=validation_data, **kwargs)
         network = self._groups.network
         x = feature_cache.cache_features(network, x, self._head_input)
         if validation_data is not None:
@@ -182,10 +186,7 @@ class FineTuner(TrainingCore, keras.Model):
                                                            self._head_input)
         self._set_feature_mode(True)
         try:
-            return super().fit(x, epochs=epochs, callbacks=callbacks,
-                               validation_data=validation_data,
-                               steps_per_epoch=steps_per_epoch,
-                               initial_epoch=initial_epoch, **kwargs)
+            return self._fit_keras(x, validation_data=validation_data, **kwargs)
         finally:
             self._set_feature_mode(False)
 
@@ -249,9 +250,15 @@ class FineTuner(TrainingCore, keras.Model):
             return self.head(inputs, training=training)
         return super().call(inputs, training=training, mask=mask, **kwargs)
 
-    def _check_labels(self, name: str, dataset) -> None:
-        """Rejects labels outside `[0, num_classes)` before any step runs."""
+    def _check_labels(self, name: str, dataset, steps: int | None, steps_name: str) -> None:
+        """Rejects labels outside `[0, num_classes)` before any step runs (in the
+        `steps` batches used of an endless dataset)."""
         dataset_length(name, dataset)
+        if int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
+            if steps is None:
+                raise ValueError(f"`{name}` repeats forever: pass `{steps_name}` to say "
+                                 "how many of its batches to use.")
+            dataset = dataset.take(steps)
         num_classes = getattr(self.head, "num_classes", None)
         if num_classes is None:
             return

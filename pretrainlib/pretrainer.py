@@ -88,9 +88,13 @@ class Pretrainer(TrainingCore, keras.Model):
         if validation_data is not None:
             validation_data = self._objective_view("validation_data", validation_data)
         kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
-        return super().fit(self._objective_view("x", x), epochs=epochs,
-                           validation_data=validation_data, steps_per_epoch=steps_per_epoch,
-                           initial_epoch=initial_epoch, **kwargs)
+        if self.built and not self.optimizer.built:  # so that a checkpoint can load
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.optimizer_variables())
+        return self._fit_keras(self._objective_view("x", x), epochs=epochs,
+                               validation_data=validation_data,
+                               steps_per_epoch=steps_per_epoch,
+                               initial_epoch=initial_epoch, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         return super().evaluate(self._objective_view("x", x), **kwargs)

@@ -184,7 +184,8 @@ class FreezePolicy:
         for i, stage in enumerate(stages):
             start = stage.start_epoch
             end = stages[i + 1].start_epoch - 1 if i + 1 < len(stages) else None
-            epochs = f"{start}+" if end is None else str(start) if end == start else f"{start}-{end}"
+            epochs = (f"{start}+" if end is None else str(start) if end == start
+                      else f"{start}-{end}")
             plans = self.plan(i, groups)
             cells, stage_total = [], 0
             for g in groups:

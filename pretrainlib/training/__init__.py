@@ -1,9 +1,11 @@
 """The training core: optimizers, schedules and compile defaults."""
 
+from pretrainlib.training.checkpoint import Checkpoint, NonFiniteLossGuard
 from pretrainlib.training.core import TrainingCore, make_optimizer
 from pretrainlib.training.metrics import PSNR, MacroF1, squared_error
 from pretrainlib.training.optimizers import SGD, AdamW
 from pretrainlib.training.schedules import WarmupLinearDecay
 
-__all__ = ["PSNR", "SGD", "AdamW", "MacroF1", "TrainingCore", "WarmupLinearDecay",
+__all__ = ["PSNR", "SGD", "AdamW", "Checkpoint", "MacroF1", "NonFiniteLossGuard", "TrainingCore",
+           "WarmupLinearDecay",
            "make_optimizer", "squared_error"]

@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from pretrainlib import validation
+from pretrainlib.training import checkpoint as checkpointing
 from pretrainlib.training.optimizers import SGD, AdamW
 from pretrainlib.training.schedules import WarmupLinearDecay
 
@@ -160,13 +161,114 @@ class TrainingCore:
         """Tells a `WarmupLinearDecay` schedule how long this `fit` call runs."""
         if getattr(self, "optimizer", None) is None:
             raise RuntimeError("Call `compile()` before `fit()`.")
-        schedule = getattr(self.optimizer, "_learning_rate", None)
-        if not isinstance(schedule, WarmupLinearDecay):
+        schedule = self._schedule()
+        if schedule is None:
             return
-        steps = steps_per_epoch or dataset_length("x", dataset)
-        if steps is None:  # unknown length: count one pass (cheap next to training)
-            steps = int(dataset.reduce(0, lambda n, _: n + 1))
+        steps = batches_per_epoch(dataset, steps_per_epoch)
         schedule.start(int(self.optimizer.iterations.numpy()),
                        steps * max(1, epochs - initial_epoch))
         # Schedule constants are baked into the traced step: retrace for this run.
         self.train_function = None
+
+    def _schedule(self) -> WarmupLinearDecay | None:
+        schedule = getattr(self.optimizer, "_learning_rate", None)
+        return schedule if isinstance(schedule, WarmupLinearDecay) else None
+
+    def _fit_keras(self, x, epochs: int = 1, callbacks=None, steps_per_epoch: int | None = None,
+                   initial_epoch: int = 0, on_start=None, **kwargs):
+        """`keras.Model.fit` with the NaN guard and, given a `pl.training.Checkpoint`
+        in `callbacks`, exact resumption from its newest checkpoint.
+
+        With a checkpoint the data is read as one stream, `x.repeat()`, `steps`
+        batches an epoch, so the position of any batch is known: a resumed run skips
+        the batches already trained on and finishes the interrupted epoch before
+        going on (two Keras `fit` calls; their histories are merged). `on_start(epoch)`
+        runs once the state is final (the FineTuner applies its policy there).
+        """
+        callbacks = list(callbacks or [])
+        saver = checkpointing.find(callbacks)
+        callbacks.insert(0, checkpointing.NonFiniteLossGuard(saver))  # before any save
+        if saver is None:
+            if on_start is not None:
+                on_start(initial_epoch)
+            return keras.Model.fit(self, x, epochs=epochs, callbacks=callbacks,
+                                   steps_per_epoch=steps_per_epoch,
+                                   initial_epoch=initial_epoch, **kwargs)
+        steps = batches_per_epoch(x, steps_per_epoch)
+        schedule = self._schedule()
+        run = {"first_epoch": initial_epoch, "steps_per_epoch": steps,
+               "first_step": int(self.optimizer.iterations.numpy()),
+               "schedule": schedule.get_config() if schedule is not None else None}
+        offset, skip = 0, 0
+        latest = saver.latest() if saver.resume else None
+        if latest is not None:
+            state = saver.restore(self, latest)
+            if state["steps_per_epoch"] != steps:
+                raise ValueError(
+                    f"`x` yields {steps} batches per epoch, but the run checkpointed in "
+                    f"{saver.directory} had {state['steps_per_epoch']}: resume with the "
+                    "same data and batch size, or pass Checkpoint(..., resume=False).")
+            run = {key: state[key] for key in run}
+            if schedule is not None and run["schedule"] is not None:
+                schedule.start(run["schedule"]["first_step"], run["schedule"]["total_steps"])
+            initial_epoch, offset = state["epoch"], state["batch"]
+            skip = (initial_epoch - run["first_epoch"]) * steps + offset
+        if on_start is not None:
+            on_start(initial_epoch)
+        stream = x.repeat().skip(skip)
+        histories = []
+        if offset and initial_epoch < epochs:  # finish the interrupted epoch first
+            stream = _one_iterator(stream, self.distribute_strategy)
+            saver.begin(run, offset)
+            histories.append(keras.Model.fit(
+                self, stream, epochs=initial_epoch + 1, callbacks=callbacks,
+                steps_per_epoch=steps - offset, initial_epoch=initial_epoch, **kwargs))
+            initial_epoch += 1
+        saver.begin(run)
+        histories.append(keras.Model.fit(
+            self, stream, epochs=epochs, callbacks=callbacks,
+            steps_per_epoch=steps, initial_epoch=initial_epoch, **kwargs))
+        return _merged(histories)
+
+
+def _one_iterator(stream: tf.data.Dataset, strategy) -> tf.data.Dataset:
+    """A dataset that reads on from one iterator of `stream`, however many Keras
+    `fit` calls iterate it.
+
+    Why: a shuffled dataset's order depends on how many iterators were made over it
+    in this process (they share one seed generator), so the two `fit` calls of a
+    resumed epoch must not each start their own. Multi-device strategies cannot
+    distribute a dataset that reads an iterator; there the stream is used as is
+    (batches are still skipped, but later epochs' order may differ from an
+    uninterrupted run).
+    """
+    if strategy.num_replicas_in_sync > 1:
+        return stream
+    iterator = iter(stream)
+    bridge = tf.data.Dataset.from_tensors(0).repeat().map(lambda _: iterator.get_next())
+    options = tf.data.Options()
+    options.experimental_optimization.inject_prefetch = False  # no read-ahead to lose
+    return bridge.with_options(options)
+
+
+def batches_per_epoch(dataset, steps_per_epoch: int | None) -> int:
+    """`steps_per_epoch` if given, else the dataset's length (counted if unknown)."""
+    if steps_per_epoch is not None:
+        return validation.positive_int("steps_per_epoch", steps_per_epoch)
+    steps = dataset_length("x", dataset)
+    if steps is None and int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
+        raise ValueError("`x` repeats forever: pass `steps_per_epoch` to say how many "
+                         "batches make an epoch.")
+    if steps is None:  # unknown length: count one pass (cheap next to training)
+        steps = int(dataset.reduce(0, lambda n, _: n + 1))
+    return steps
+
+
+def _merged(histories: list):
+    """One History from the Keras `fit` calls of a resumed run, epochs in order."""
+    merged = histories[-1]
+    for earlier in reversed(histories[:-1]):
+        merged.epoch = earlier.epoch + merged.epoch
+        for key, values in earlier.history.items():
+            merged.history[key] = values + merged.history.get(key, [])
+    return merged

@@ -1,0 +1,173 @@
+"""Checkpoints: exact resumption after SIGKILL, atomic writes, rotation, the NaN guard."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import pretrainlib as pl
+
+SCRIPT = __import__("pathlib").Path(__file__).parent / "scripts" / "resumable_run.py"
+
+
+def train(folder, out, *flags):
+    """Runs the resumable training script; returns its exit code (-9 when killed)."""
+    run = subprocess.run([sys.executable, str(SCRIPT), str(folder), str(out), *flags],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode in (0, -9), run.stderr[-3000:]
+    return run.returncode
+
+
+def same_weights(a, b):
+    a, b = np.load(a), np.load(b)
+    names = [k for k in a.files if k.startswith("arr_")]
+    assert names and names == [k for k in b.files if k.startswith("arr_")]
+    return max(float(np.abs(a[k] - b[k]).max()) for k in names)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    assert train(folder / "checkpoints", folder / "final.npz") == 0
+    return folder / "final.npz"
+
+
+@pytest.mark.slow
+def test_killed_at_random_steps_and_resumed_matches_an_uninterrupted_run(uninterrupted,
+                                                                         tmp_path):
+    # 3 epochs x 6 batches, FreezeThenUnfreeze(1), dropout, shuffled data: the kills
+    # land mid-epoch, on both sides of the unfreezing, and between checkpoints.
+    kills = sorted(np.random.default_rng(7).choice(np.arange(2, 18), 3, replace=False))
+    for step in kills:
+        assert train(tmp_path / "ck", tmp_path / "final.npz", "--die-at", str(step)) == -9
+    assert train(tmp_path / "ck", tmp_path / "final.npz") == 0
+    assert same_weights(uninterrupted, tmp_path / "final.npz") <= 1e-6
+    # The resumed call's history covers the epochs it ran, ending with the last one.
+    assert np.load(tmp_path / "final.npz")["epochs"][-1] == 2
+
+
+@pytest.mark.slow
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_whole(uninterrupted,
+                                                                        tmp_path):
+    folder = tmp_path / "ck"
+    assert train(folder, tmp_path / "final.npz", "--die-in-save") == -9
+    assert sorted(p.name for p in folder.iterdir()) == [".partial-step-000006",
+                                                        "step-000004"]
+    assert pl.training.Checkpoint(folder).latest().name == "step-000004"
+    assert train(folder, tmp_path / "final.npz") == 0  # resumes from step 4
+    assert same_weights(uninterrupted, tmp_path / "final.npz") <= 1e-6
+    assert not list(folder.glob(".partial-*"))
+
+
+@pytest.mark.slow
+def test_a_pretrainer_resumes_exactly(tmp_path):
+    assert train(tmp_path / "a", tmp_path / "a.npz", "--model", "pretrainer") == 0
+    assert train(tmp_path / "b", tmp_path / "b.npz", "--model", "pretrainer",
+                 "--die-at", "9") == -9
+    assert train(tmp_path / "b", tmp_path / "b.npz", "--model", "pretrainer") == 0
+    assert same_weights(tmp_path / "a.npz", tmp_path / "b.npz") <= 1e-6
+
+
+# === In-process unit tests ===
+
+@pytest.fixture(scope="module")
+def images():
+    part = pl.datasets.fashion_mnist().train.sample(40, seed=0)
+    return part.images, part.labels
+
+
+def fine_tuner():
+    keras.utils.set_random_seed(0)
+    ft = pl.FineTuner(pl.backbones.ConvNet(widths=(4, 8), blocks_per_stage=1),
+                      pl.heads.Classifier(10))
+    ft.compile(learning_rate=1e-3)
+    return ft
+
+
+def dataset(images, batch_size=8):
+    return pl.data.image_dataset(*images, batch_size=batch_size, seed=0)
+
+
+def test_checkpoints_rotate_and_record_their_position(images, tmp_path):
+    saver = pl.training.Checkpoint(tmp_path, every_steps=2, keep=2)
+    history = fine_tuner().fit(dataset(images), epochs=2, callbacks=[saver], verbose=0)
+    assert history.epoch == [0, 1]
+    assert [p.name for p in saver.checkpoints()] == ["step-000008", "step-000010"]
+    state = saver.read_state(saver.latest())
+    assert (state["epoch"], state["batch"], state["steps_per_epoch"]) == (2, 0, 5)
+    older = saver.read_state(saver.checkpoints()[0])
+    assert (older["epoch"], older["batch"]) == (1, 3)
+
+
+def test_a_finished_run_resumes_to_nothing_and_resume_false_starts_over(images, tmp_path):
+    _ = fine_tuner().fit(dataset(images), epochs=1, verbose=0,
+                         callbacks=[pl.training.Checkpoint(tmp_path)])
+    again = fine_tuner()
+    history = again.fit(dataset(images), epochs=1, verbose=0,
+                        callbacks=[pl.training.Checkpoint(tmp_path)])
+    assert history.epoch == [] and int(again.optimizer.iterations) == 5  # restored
+    fresh = fine_tuner()
+    fresh.fit(dataset(images), epochs=1, verbose=0,
+              callbacks=[pl.training.Checkpoint(tmp_path, resume=False)])
+    assert int(fresh.optimizer.iterations) == 5  # trained from step 0 again
+
+
+def test_a_checkpoint_of_another_model_or_other_data_is_refused(images, tmp_path):
+    fine_tuner().fit(dataset(images), epochs=1, verbose=0,
+                     callbacks=[pl.training.Checkpoint(tmp_path, every_steps=2)])
+    keras.utils.set_random_seed(0)
+    other = pl.FineTuner(pl.backbones.ConvNet(widths=(4, 16), blocks_per_stage=1),
+                         pl.heads.Classifier(10))
+    other.compile()
+    with pytest.raises(ValueError, match="written by a different model"):
+        other.fit(dataset(images), epochs=2, verbose=0,
+                  callbacks=[pl.training.Checkpoint(tmp_path)])
+    with pytest.raises(ValueError, match="`x` yields 3 batches per epoch.*had 5"):
+        fine_tuner().fit(dataset(images, batch_size=16), epochs=2, verbose=0,
+                         callbacks=[pl.training.Checkpoint(tmp_path)])
+
+
+def test_a_non_finite_loss_stops_with_the_step_and_the_last_good_checkpoint(images, tmp_path):
+    saver = pl.training.Checkpoint(tmp_path, every_steps=1)
+    fine_tuner().fit(dataset(images), epochs=1, verbose=0, callbacks=[saver])
+    before = {p.name: (p / "model.weights.h5").stat().st_mtime_ns for p in saver.checkpoints()}
+    poisoned = (np.where(np.arange(40)[:, None, None] == 3, np.nan, images[0] / 255.0)
+                .astype("float32"), images[1])
+    with pytest.raises(FloatingPointError, match=r"became nan at step 6 .*step-000005"):
+        fine_tuner().fit(pl.data.image_dataset(*poisoned, batch_size=8, shuffle=False),
+                         epochs=2, verbose=0, callbacks=[pl.training.Checkpoint(tmp_path)])
+    after = {p.name: (p / "model.weights.h5").stat().st_mtime_ns for p in saver.checkpoints()}
+    assert after == before  # the bad state was never saved
+    ft = fine_tuner()
+    with pytest.raises(FloatingPointError, match="No checkpoint was written"):
+        ft.fit(pl.data.image_dataset(*poisoned, batch_size=8, shuffle=False), epochs=1,
+               verbose=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, fragment",
+    [
+        (dict(directory=None), TypeError, "`directory`"),
+        (dict(directory="ck", every_steps=0), ValueError, "`every_steps`"),
+        (dict(directory="ck", keep=0), ValueError, "`keep`"),
+    ],
+)
+def test_bad_checkpoint_arguments_name_themselves(kwargs, error, fragment):
+    with pytest.raises(error, match=fragment):
+        pl.training.Checkpoint(**kwargs)
+
+
+def test_two_checkpoint_callbacks_or_an_endless_dataset_are_refused(images, tmp_path):
+    ft = fine_tuner()
+    with pytest.raises(ValueError, match="several pl.training.Checkpoint"):
+        ft.fit(dataset(images), epochs=1, verbose=0,
+               callbacks=[pl.training.Checkpoint(tmp_path / "a"),
+                          pl.training.Checkpoint(tmp_path / "b")])
+    with pytest.raises(ValueError, match="`x` repeats forever: pass `steps_per_epoch`"):
+        ft.fit(dataset(images).repeat(), epochs=1, verbose=0,
+               callbacks=[pl.training.Checkpoint(tmp_path)])
+    history = ft.fit(dataset(images).repeat(), epochs=2, steps_per_epoch=3, verbose=0,
+                     callbacks=[pl.training.Checkpoint(tmp_path)])
+    assert len(history.epoch) == 2 and int(ft.optimizer.iterations) == 6
