@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import keras
 import tensorflow as tf
 
+from pretrainlib.objectives import randomness
 from pretrainlib.objectives.objective import Objective
 from pretrainlib.training.core import TrainingCore, dataset_length
 
@@ -71,8 +74,15 @@ class Pretrainer(TrainingCore, keras.Model):
     # === Data goes through the objective ===
     def _objective_view(self, name: str, dataset):
         dataset_length(name, dataset)
-        def transform(*batch):  # tf.data passes (x, y) elements as two arguments
-            return self.objective.transform(batch[0] if len(batch) == 1 else batch)
+        # Each batch gets a seed that changes every epoch and replays on a rerun:
+        # see objectives/randomness.py for why not plain tf.random ops.
+        seeds = tf.data.Dataset.random(seed=random.getrandbits(31),
+                                       rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds)
+
+        def transform(batch, seed):
+            with randomness.batch_seed(seed):
+                return self.objective.transform(batch)
 
         return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE
                            ).prefetch(tf.data.AUTOTUNE)

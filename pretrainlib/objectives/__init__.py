@@ -6,6 +6,7 @@ from pretrainlib.objectives.distillation import Distillation
 from pretrainlib.objectives.image_classification import ImageClassification
 from pretrainlib.objectives.masked_lm import MaskedLM
 from pretrainlib.objectives.objective import Objective
+from pretrainlib.objectives import randomness
 
 __all__ = ["Autoencoder", "CausalLM", "Distillation", "ImageClassification", "MaskedLM",
-           "Objective"]
+           "Objective", "randomness"]

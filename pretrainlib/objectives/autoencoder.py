@@ -14,6 +14,7 @@ from pretrainlib.backbones.outputs import (
     pooled_features,
     single_input,
 )
+from pretrainlib.objectives import randomness
 from pretrainlib.objectives.objective import Objective
 from pretrainlib.training.metrics import PSNR, squared_error
 
@@ -111,9 +112,9 @@ class Autoencoder(Objective):
             batch = batch[0]
         clean = tf.cast(batch, "float32")
         if self.noise == "gaussian":
-            return clean + tf.random.normal(tf.shape(clean), stddev=self.noise_std), clean
+            return clean + randomness.normal(tf.shape(clean), stddev=self.noise_std), clean
         if self.noise == "dropout":
-            keep = tf.random.uniform(tf.shape(clean)) >= self.dropout_rate
+            keep = randomness.uniform(tf.shape(clean)) >= self.dropout_rate
             return tf.where(keep, clean, 0.0), clean
         masked = self.mask(tf.shape(clean))
         corrupted = tf.where(masked[..., None] if clean.shape.rank == 4 else masked,
@@ -132,7 +133,7 @@ class Autoencoder(Objective):
         units = math.prod(grid)
         count = round(self.mask_ratio * units)
         # The `count` smallest of per-unit uniform draws: an exact ratio per row.
-        ranks = tf.argsort(tf.argsort(tf.random.uniform([batch, units]), axis=1), axis=1)
+        ranks = tf.argsort(tf.argsort(randomness.uniform([batch, units]), axis=1), axis=1)
         masked = tf.reshape(ranks < count, [batch, *grid])
         if len(grid) == 2:
             masked = tf.repeat(tf.repeat(masked, self.patch_size, axis=1), self.patch_size, axis=2)

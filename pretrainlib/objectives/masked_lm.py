@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from pretrainlib import validation
 from pretrainlib.backbones.outputs import model_input, token_inputs
+from pretrainlib.objectives import randomness
 from pretrainlib.objectives.objective import Objective
 
 
@@ -19,8 +20,8 @@ class MaskedLM(Objective):
 
     Each epoch, `mask_rate` of the real tokens in every row are selected (never
     padding or special tokens); of those, 80% become `[MASK]`, 10% a random token and
-    10% stay as they are (rates configurable). Selection and replacement use
-    KerasHub's `MaskedLMMaskGenerator` inside `tf.data`. The head is KerasHub's
+    10% stay as they are (rates configurable), inside `tf.data`, with draws that
+    change every epoch and replay exactly on a rerun or resume. The head is KerasHub's
     `MaskedLMHead` with weights tied to the backbone's token embedding, so the loss
     and accuracy are computed on the selected positions only.
 
@@ -99,7 +100,6 @@ class MaskedLM(Objective):
             )
         self.continuation_ids = ([int(i) for i in continuation_ids]
                                  if self.whole_word else None)
-        self._mask_generator = None
 
     def validate_backbone(self, backbone: keras.Model) -> None:
         token_inputs(backbone, "MaskedLM", "pl.backbones.TextEncoder")
@@ -124,10 +124,7 @@ class MaskedLM(Objective):
     def transform(self, batch):
         if isinstance(batch, tuple):  # labeled data: the labels are not used
             batch = batch[0]
-        if self.whole_word:
-            masked = self._whole_word_mask(batch["token_ids"])
-        else:
-            masked = self._generator()(batch["token_ids"])
+        masked = self._mask(batch["token_ids"])
         inputs = {
             "token_ids": masked["token_ids"],
             "padding_mask": batch["padding_mask"],
@@ -135,42 +132,35 @@ class MaskedLM(Objective):
         }
         return inputs, masked["mask_ids"], masked["mask_weights"]
 
-    def _generator(self) -> keras_hub.layers.MaskedLMMaskGenerator:
-        if self._mask_generator is None:
-            self._mask_generator = keras_hub.layers.MaskedLMMaskGenerator(
-                vocabulary_size=self.vocab_size,
-                mask_selection_rate=self.mask_rate,
-                mask_selection_length=self.max_predictions or 128,
-                mask_token_id=self.mask_id,
-                unselectable_token_ids=self.special_ids,
-                mask_token_rate=self.mask_token_rate,
-                random_token_rate=self.random_token_rate,
-            )
-        return self._mask_generator
-
-    def _whole_word_mask(self, token_ids):
-        # KerasHub's MaskedLMMaskGenerator selects pieces independently; this selects
-        # words, then masks each selected piece as it would (80/10/10).
+    def _mask(self, token_ids):
+        # Our own rather than KerasHub's MaskedLMMaskGenerator, for two reasons: it
+        # selects whole words when asked, and its draws come from
+        # `randomness` (KerasHub's stateful ones repeat every epoch under a global
+        # seed and cannot replay on resume). Units (words, or pieces) are selected
+        # with probability `mask_rate`; each selected piece then becomes [MASK], a
+        # random token or itself (80/10/10), as in BERT.
         token_ids = tf.convert_to_tensor(token_ids)
         shape = tf.shape(token_ids)
         special = tf.constant(self.special_ids, token_ids.dtype)
         selectable = ~tf.reduce_any(token_ids[..., None] == special, axis=-1)
-        is_piece = tf.scatter_nd(tf.constant(self.continuation_ids, "int32")[:, None],
-                                 tf.ones([len(self.continuation_ids)], "bool"),
-                                 [self.vocab_size])
-        continues = tf.gather(is_piece, token_ids) & selectable
-        word = tf.cumsum(tf.cast(selectable & ~continues, "int32"), axis=1)
-        chosen = tf.random.uniform([shape[0], shape[1] + 1]) < self.mask_rate
+        starts = selectable
+        if self.whole_word:
+            is_piece = tf.scatter_nd(tf.constant(self.continuation_ids, "int32")[:, None],
+                                     tf.ones([len(self.continuation_ids)], "bool"),
+                                     [self.vocab_size])
+            starts &= ~tf.gather(is_piece, token_ids)
+        word = tf.cumsum(tf.cast(starts, "int32"), axis=1)
+        chosen = randomness.uniform([shape[0], shape[1] + 1]) < self.mask_rate
         selected = tf.gather(chosen, word, batch_dims=1) & selectable
         # Keep at most `max_predictions` per row (a word past the cap is cut; the
         # default cap has 30% headroom over the expected count).
         limit = self.max_predictions or 128
         selected &= tf.cumsum(tf.cast(selected, "int32"), axis=1) <= limit
-        draw = tf.random.uniform(shape)
+        draw = randomness.uniform(shape)
         to_mask = selected & (draw < self.mask_token_rate)
         to_random = (selected & (draw >= self.mask_token_rate)
                      & (draw < self.mask_token_rate + self.random_token_rate))
-        random_ids = tf.random.uniform(shape, maxval=self.vocab_size, dtype=token_ids.dtype)
+        random_ids = randomness.uniform(shape, maxval=self.vocab_size, dtype=token_ids.dtype)
         new_ids = tf.where(to_mask, tf.cast(self.mask_id, token_ids.dtype),
                            tf.where(to_random, random_ids, token_ids))
         positions = tf.broadcast_to(tf.range(shape[1], dtype=token_ids.dtype), shape)

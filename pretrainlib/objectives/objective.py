@@ -14,8 +14,10 @@ class Objective:
 
     1. `transform(batch)` turns a raw batch from the user's `tf.data.Dataset` into
        `(inputs, targets, sample_weights)`. The Pretrainer maps it over the dataset
-       with `num_parallel_calls=AUTOTUNE`, so write it with vectorized TensorFlow ops;
-       it runs again every epoch, so random corruption (masking, noise) is redrawn.
+       with `num_parallel_calls=AUTOTUNE`, so write it with vectorized TensorFlow ops.
+       Draw random corruption (masking, noise) with `pl.objectives.randomness.uniform`
+       / `.normal`: new draws every epoch, the same draws on a rerun or resume
+       (plain `tf.random` ops in tf.data repeat each epoch once a seed is set).
     2. `build(backbone)` returns `(inputs, outputs)`: Keras symbolic tensors of the
        training model, built by calling the backbone on its own inputs and putting
        the objective's head on its outputs. The head exists only inside the
