@@ -66,6 +66,10 @@ class Distillation(Objective):
             from pretrainlib.heads.classifier import Classifier
 
             head = Classifier(self.num_classes, dropout=0.0, name="student_head")
+        if not isinstance(head, keras.layers.Layer):
+            raise TypeError("`head` must be a Keras layer mapping the student's features to "
+                            f"{self.num_classes} logits (e.g. pl.heads.Classifier"
+                            f"({self.num_classes})). Received: head={head!r}")
         self.head = head
 
     def validate_backbone(self, backbone: keras.Model) -> None:
