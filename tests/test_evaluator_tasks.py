@@ -1,5 +1,7 @@
 """Evaluator metrics for every task equal a reference computation; bootstrap intervals."""
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -199,3 +201,20 @@ def test_plot_of_a_regression_report_shows_metrics_with_intervals(tmp_path):
                  bootstrap=100)
     width, height = png_size(report.plot(str(tmp_path / "regression.png")))
     assert width > 300 and height > 300
+
+
+def test_plots_without_matplotlib_say_how_to_install_it(real_classifier_outputs, tmp_path,
+                                                        monkeypatch):
+    logits, labels = real_classifier_outputs
+    report = run(["accuracy"], logits, labels)
+    study = pl.evaluation.studies.StudyReport(
+        [{"arm": "a", "budget": 10, "seed": 0, "accuracy": 0.5}], ["accuracy"])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    for draw, name in [(lambda: report.plot(str(tmp_path / "r.png")), "Report.plot"),
+                       (lambda: study.plot(str(tmp_path / "s.png")), "StudyReport.plot"),
+                       (lambda: pl.evaluation.plot_mistakes([{}], str(tmp_path / "m.png")),
+                        "plot_mistakes")]:
+        with pytest.raises(ImportError, match=rf"{name} needs matplotlib: pip install "
+                                              r"'pretrainlib\[plot\]'"):
+            draw()
+    assert not list(tmp_path.iterdir())  # nothing half written
