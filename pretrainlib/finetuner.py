@@ -151,9 +151,9 @@ class FineTuner(TrainingCore, keras.Model):
         """
         if y is not None:
             raise ValueError(
-                "FineTuner.fit takes a tf.data.Dataset of (inputs, labels) as `x`; "
-                "build one with pl.data.text_dataset(texts, tokenizer, labels=...)."
-            )
+                "`y` is not used: FineTuner.fit takes a tf.data.Dataset of (inputs, "
+                "labels) as `x`; build one with pl.data.text_dataset(texts, tokenizer, "
+                "labels=...) or pl.data.image_dataset(images, labels).")
         self._check_labels("x", x, steps_per_epoch, "steps_per_epoch")
         if validation_data is not None:
             self._check_labels("validation_data", validation_data,
