@@ -45,7 +45,8 @@ def main(argv=None):
     start = time.time()
     wn = pl.datasets.wordnet_supersenses()
     if args.encoder and pathlib.Path(args.encoder, "encoder.keras").exists():
-        tokenizer = pl.text.WordPieceTokenizer.load(str(pathlib.Path(args.encoder, "tokenizer.json")))
+        tokenizer = pl.text.WordPieceTokenizer.load(
+            str(pathlib.Path(args.encoder, "tokenizer.json")))
         encoder = keras.saving.load_model(pathlib.Path(args.encoder, "encoder.keras"))
         demo.log(f"loaded the pretrained encoder from {args.encoder}")
     else:

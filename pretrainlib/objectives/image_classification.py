@@ -37,7 +37,8 @@ class ImageClassification(Objective):
     def __init__(self, num_classes: int, dropout: float = 0.0, label_smoothing: float = 0.0):
         validation.positive_int("num_classes", num_classes)
         if num_classes < 2:
-            raise ValueError(f"`num_classes` must be at least 2. Received: num_classes={num_classes}")
+            raise ValueError(
+                f"`num_classes` must be at least 2. Received: num_classes={num_classes}")
         self.num_classes = num_classes
         self.dropout = validation.unit_interval("dropout", dropout)
         self.label_smoothing = validation.unit_interval("label_smoothing", label_smoothing)
