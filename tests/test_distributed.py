@@ -5,6 +5,10 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+import pretrainlib as pl
+
 SCRIPT = pathlib.Path(__file__).parent / "scripts" / "mirrored_policies.py"
 
 
@@ -20,3 +24,19 @@ def test_policies_under_mirrored_strategy_match_one_device():
     assert results["max_difference"] < 1e-5
     for name in ("lora", "bitfit", "adapters"):
         assert len(results[name]) == 2 and all(v == v for v in results[name]), name
+    # Masked-LM pretraining trains under MirroredStrategy. Unlike the FineTuner runs it
+    # does not yet match one device exactly (issue #6: a gap of ~1e-2 in the weights
+    # after one SGD step, cause not yet found), so only learning is asserted here.
+    one, two = results["mlm_loss"]
+    assert one[1] < one[0] and two[1] < two[0]
+    assert two == pytest.approx(one, abs=0.1)
+
+
+def test_auto_picks_tpu_then_several_gpus_then_one_gpu_then_the_default(capsys):
+    assert pl.distribute.choice(tpu=True, gpus=8) == "tpu"
+    assert pl.distribute.choice(tpu=False, gpus=2) == "mirrored"
+    assert pl.distribute.choice(tpu=False, gpus=1) == "one_gpu"
+    assert pl.distribute.choice(tpu=False, gpus=0) == "default"
+    strategy = pl.distribute.auto()  # this machine: CPU only
+    assert strategy.num_replicas_in_sync == 1
+    assert "pl.distribute.auto:" in capsys.readouterr().out

@@ -57,4 +57,23 @@ for name, policy in (("lora", pl.freezing.LoRA(rank=2)), ("bitfit", pl.freezing.
     history = ft.fit(pl.data.text_dataset(texts, tok, labels=labels, batch_size=16,
                                           sequence_length=24), epochs=2, verbose=0)
     results[name] = history.history["loss"]
+
+
+def pretrain(strategy):
+    """Two epochs of masked LM (with masking drawn per batch) under `strategy`."""
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        pre = pl.Pretrainer(pl.backbones.TextEncoder(tok.vocab_size, num_layers=1,
+                                                     hidden_dim=32, max_sequence_length=24),
+                            pl.objectives.MaskedLM(tokenizer=tok))
+        pre.compile(learning_rate=3e-3)
+    history = pre.fit(pl.data.text_dataset(texts * 2, tok, batch_size=16, sequence_length=24,
+                                           pack=True, seed=0), epochs=2, verbose=0)
+    return pre, history.history["loss"]
+
+
+(one, one_loss), (two, two_loss) = pretrain(tf.distribute.get_strategy()), pretrain(mirrored)
+results["mlm_loss"] = [one_loss, two_loss]
+results["mlm_max_difference"] = max(float(np.abs(a - b).max())
+                                    for a, b in zip(one.get_weights(), two.get_weights()))
 json.dump(results, sys.stdout)
