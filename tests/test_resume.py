@@ -171,3 +171,27 @@ def test_two_checkpoint_callbacks_or_an_endless_dataset_are_refused(images, tmp_
     history = ft.fit(dataset(images).repeat(), epochs=2, steps_per_epoch=3, verbose=0,
                      callbacks=[pl.training.Checkpoint(tmp_path)])
     assert len(history.epoch) == 2 and int(ft.optimizer.iterations) == 6
+
+
+def test_skip_nonfinite_skips_a_poisoned_batch_as_if_it_were_not_there(images):
+    x, y = images[0] / 255.0, images[1]
+    poisoned = np.where(np.arange(40)[:, None, None] < 8, np.nan, x).astype("float32")
+
+    def train(data):
+        ft = fine_tuner()  # ConvNet: BatchNorm statistics would turn NaN if not restored
+        ft.compile(optimizer=pl.training.SGD(0.05), skip_nonfinite=True)
+        history = ft.fit(data, epochs=2, verbose=0)
+        return ft, history
+
+    skipped, history = train(pl.data.image_dataset(poisoned, y, batch_size=8, shuffle=False))
+    clean, _ = train(pl.data.image_dataset(x[8:].astype("float32"), y[8:], batch_size=8,
+                                           shuffle=False))
+    assert all(np.isfinite(history.history["loss"]))
+    for a, b in zip(skipped.get_weights(), clean.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    all_bad = pl.data.image_dataset(np.full((80, 28, 28), np.nan, "float32"),
+                                    np.zeros(80, "int32"), batch_size=8, shuffle=False)
+    ft = fine_tuner()
+    ft.compile(skip_nonfinite=True)
+    with pytest.raises(FloatingPointError, match="10 batches in a row were skipped"):
+        ft.fit(all_bad, epochs=1, verbose=0)

@@ -221,23 +221,46 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
     The training loss became nan at step 1 (epoch 1, batch 1)
     """
 
-    def __init__(self, checkpoint: Checkpoint | None = None):
+    def __init__(self, checkpoint: Checkpoint | None = None, skip: bool = False,
+                 max_skipped: int = 10):
         super().__init__()
         self.checkpoint = checkpoint
+        self.skip = skip
+        self.max_skipped = validation.positive_int("max_skipped", max_skipped)
+        self._in_a_row = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._skipped = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._skipped:
+            print(f"NonFiniteLossGuard: epoch {epoch + 1} skipped {self._skipped} batch(es) "
+                  "with a non-finite loss or gradient.")
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is None or math.isfinite(float(loss)):
-            return
+        logs = logs or {}
+        if self.skip:
+            if float(logs.get("skipped", 0.0)) == 0.0:
+                self._in_a_row = 0
+                return
+            self._skipped += 1
+            self._in_a_row += 1
+            if self._in_a_row < self.max_skipped:
+                return
+            loss = float("nan")
+        else:
+            loss = logs.get("loss")
+            if loss is None or math.isfinite(float(loss)):
+                return
         step = int(self.model.optimizer.iterations)
         last = self.checkpoint.latest() if self.checkpoint is not None else None
         where = (f"The last good checkpoint, {last}, is intact: fix the cause and call "
                  "fit again to resume from it." if last is not None else
                  "No checkpoint was written; add pl.training.Checkpoint(folder, "
                  "every_steps=...) to `callbacks` to resume from the last good state.")
+        if self.skip:
+            where = f"{self.max_skipped} batches in a row were skipped. " + where
         raise FloatingPointError(
             f"The training loss became {float(loss)} at step {step} (epoch "
             f"{self._epoch + 1}, batch {batch + 1}); training stopped. {where} Common "

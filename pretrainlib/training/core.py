@@ -87,6 +87,7 @@ class TrainingCore:
         loss=None,
         metrics=None,
         weighted_metrics=None,
+        skip_nonfinite: bool = False,
         **kwargs,
     ):
         """Like `keras.Model.compile`, with defaults that work for this model.
@@ -96,13 +97,20 @@ class TrainingCore:
         weight decay; the run length is read from the dataset at `fit`. Pass a Keras
         optimizer instance to take full control. `loss` and metrics default to
         what the objective or head declares.
+
+        By default `fit` stops at the first batch whose loss is NaN or infinite.
+        `skip_nonfinite=True` skips such a batch instead: no weight, optimizer slot
+        or BatchNorm statistic changes, it is left out of the reported loss, and
+        `fit` stops only after 10 skipped batches in a row.
         """
         # Remembered so that `keras.saving.load_model` compiles the model the same way.
         self._compile_arguments = json.dumps(keras.saving.serialize_keras_object({
             "optimizer": optimizer, "learning_rate": learning_rate,
             "weight_decay": weight_decay, "warmup_ratio": warmup_ratio, "clipnorm": clipnorm,
-            "loss": loss, "metrics": metrics, "weighted_metrics": weighted_metrics, **kwargs,
+            "loss": loss, "metrics": metrics, "weighted_metrics": weighted_metrics,
+            "skip_nonfinite": skip_nonfinite, **kwargs,
         }))
+        self.skip_nonfinite = bool(skip_nonfinite)
         if isinstance(optimizer, str):
             optimizer = make_optimizer(
                 optimizer.lower(),
@@ -142,6 +150,46 @@ class TrainingCore:
         if self.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.optimizer_variables())
+
+    def train_step(self, data):
+        """Keras's step; with `skip_nonfinite`, a batch with a non-finite loss or
+        gradient changes nothing.
+
+        Written out (after keras/src/backend/tensorflow/trainer.py) because skipping
+        inside the optimizer, as LossScaleOptimizer does, would still let the forward
+        pass move BatchNorm statistics to NaN and count the batch in the loss.
+        """
+        if not getattr(self, "skip_nonfinite", False):
+            return super().train_step(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        state = [v for v in self.non_trainable_variables]
+        saved = [tf.identity(v.value) for v in state]
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                      training=True)
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.trainable_weights
+        gradients = tape.gradient(scaled, variables)
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g))
+                                for g in [loss, *gradients] if g is not None])
+
+        def apply():
+            self.optimizer.apply_gradients(zip(gradients, variables))
+            return tf.constant(0.0)
+
+        def skip():
+            for variable, value in zip(state, saved):
+                variable.assign(value)
+            return tf.constant(1.0)
+
+        skipped = tf.cond(finite, apply, skip)
+        batch = tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0]
+        self._loss_tracker.update_state(
+            tf.where(finite, _unscaled(loss), 0.0),
+            sample_weight=tf.where(finite, batch, 0))
+        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        return {**logs, "skipped": skipped}
 
     def optimizer_variables(self) -> list:
         """The variables the optimizer keeps state for (all trainable ones here)."""
@@ -187,7 +235,8 @@ class TrainingCore:
         """
         callbacks = list(callbacks or [])
         saver = checkpointing.find(callbacks)
-        callbacks.insert(0, checkpointing.NonFiniteLossGuard(saver))  # before any save
+        callbacks.insert(0, checkpointing.NonFiniteLossGuard(  # before any save
+            saver, skip=getattr(self, "skip_nonfinite", False)))
         if saver is None:
             if on_start is not None:
                 on_start(initial_epoch)
@@ -249,6 +298,12 @@ def _one_iterator(stream: tf.data.Dataset, strategy) -> tf.data.Dataset:
     options = tf.data.Options()
     options.experimental_optimization.inject_prefetch = False  # no read-ahead to lose
     return bridge.with_options(options)
+
+
+def _unscaled(loss):
+    """The per-replica loss as Keras's loss tracker wants it."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    return loss * replicas if replicas > 1 else loss
 
 
 def batches_per_epoch(dataset, steps_per_epoch: int | None) -> int:
