@@ -55,7 +55,6 @@ def test_fashion_mnist_transfer_study_runs_end_to_end(tmp_path, study):
     for model in ("pretrained", "scratch"):
         assert 0 <= payload["summary"][model]["accuracy"]["mean"] <= 1
     assert payload["runs"]["pretrained"][0]["pretrain_seconds"] > 0
-    assert (tmp_path / "demo.png").stat().st_size > 10_000  # confusion, per class, curves
 
 
 @pytest.mark.slow
