@@ -64,7 +64,7 @@ def main(argv=None):
 
         train = dataset(wn.train.sample(args.labels, seed=seed))
         val = dataset(wn.validation.sample(args.val_labels, seed=seed), shuffle=False)
-        test = dataset(wn.test, shuffle=False)
+        test = dataset(demo.test_split(wn, args), shuffle=False)
         for name, (policy, rates) in POLICIES.items():
             def build(policy=policy):
                 return pl.FineTuner(demo.copy_of(encoder),

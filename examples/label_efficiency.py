@@ -35,7 +35,8 @@ def main(argv=None):
     wn = pl.datasets.wordnet_supersenses()
     tokenizer = pl.text.WordPieceTokenizer.train(wn.unlabeled, vocab_size=args.vocab)
     encoder = demo.pretrain(wn, tokenizer, args, seed=0)
-    test = demo.labeled_dataset(wn.test, tokenizer, args, seed=0, shuffle=False)
+    test_part = demo.test_split(wn, args)
+    test = demo.labeled_dataset(test_part, tokenizer, args, seed=0, shuffle=False)
     evaluator = pl.Evaluator(["macro_f1", "accuracy"], class_names=wn.class_names)
 
     def arm(build):
@@ -57,8 +58,8 @@ def main(argv=None):
             policy=pl.freezing.FullFineTune())),
     }
     if importlib.util.find_spec("sklearn") is not None:
-        arms["TF-IDF + logistic regression"] = lambda part, seed: demo.tfidf_baseline(part,
-                                                                                     wn.test)
+        arms["TF-IDF + logistic regression"] = lambda part, seed: demo.tfidf_baseline(
+            part, test_part)
     study = evaluator.label_efficiency(arms, wn.train, test, args.budgets, args.seeds)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

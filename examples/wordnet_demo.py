@@ -113,6 +113,12 @@ def fine_tune(build, train, val, args, learning_rates, seed: int,
     return best
 
 
+def test_split(wn, args):
+    """The test glosses scored: all 5,000, or a stratified sample with `--test-labels`
+    (the quick runs' end-to-end tests, where scoring would dominate the time)."""
+    return wn.test if args.test_labels is None else wn.test.sample(args.test_labels, seed=0)
+
+
 def tfidf_baseline(train, test) -> dict | None:
     try:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -155,7 +161,7 @@ def run(args) -> dict:
 
         train = wn.train.sample(args.labels, seed=seed)
         val = wn.validation.sample(args.val_labels, seed=seed)
-        test = dataset(wn.test, shuffle=False)
+        test = dataset(test_split(wn, args), shuffle=False)
         log(f"seed {seed}: {len(train)} labeled training glosses, {len(val)} for validation")
 
         def pretrained_model(encoder):
@@ -184,7 +190,7 @@ def run(args) -> dict:
                 plot_report(report, model.history, args.out)
             if name in pretrain_seconds:
                 results[name][-1]["pretrain_seconds"] = pretrain_seconds[name]
-        baseline = tfidf_baseline(train, wn.test)
+        baseline = tfidf_baseline(train, test_split(wn, args))
         if baseline:
             results["tfidf_logreg"].append(baseline)
             log(f"  TF-IDF + logistic regression: macro-F1 {baseline['macro_f1']:.4f}")
@@ -251,6 +257,8 @@ def argument_parser(description: str = __doc__.splitlines()[0]) -> argparse.Argu
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--labels", type=int, default=200, help="labeled training glosses")
     p.add_argument("--val-labels", type=int, default=500, help="labeled validation glosses")
+    p.add_argument("--test-labels", type=int, default=None,
+                   help="score a stratified sample of this many test glosses (default: all)")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--pretrain-per-seed", action="store_true",
                    help="pretrain again for every seed (default: once)")
@@ -282,6 +290,7 @@ def finish_args(args):
         args.vocab, args.hidden, args.layers = 2000, 32, 1
         args.pretrain_epochs, args.pretrain_length, args.epochs = 0.05, 64, 2
         args.labels, args.val_labels, args.learning_rates = 60, 60, [1e-3]
+        args.test_labels = args.test_labels or 600
     return args
 
 

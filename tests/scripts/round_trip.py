@@ -82,7 +82,7 @@ def objects():
         ft = pl.FineTuner(encoder(), pl.heads.Classifier(2, hidden_dim=8), policy=policy)
         ft.compile(learning_rate=1e-3)
         ft.fit(pl.data.text_dataset(TEXTS, tok, labels=labels, batch_size=3,
-                                    sequence_length=16, seed=0), epochs=2, verbose=0)
+                                    sequence_length=16, seed=0), epochs=1, verbose=0)
         found[f"FineTuner({type(policy).__name__})"] = (ft, tokens)
     image_ft = pl.FineTuner(conv_net(), pl.heads.Classifier(3))
     image_ft.compile()
