@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import model_input
@@ -16,7 +15,7 @@ from pretrainlib.freezing.callback import (
     variables_ever_trained,
 )
 from pretrainlib.freezing.policy import FreezePolicy
-from pretrainlib.training.core import TrainingCore, dataset_length
+from pretrainlib.training.core import TrainingCore, bounded, dataset_length
 from pretrainlib.training import feature_cache
 from pretrainlib.training.metrics import MacroF1
 
@@ -158,7 +157,7 @@ class FineTuner(TrainingCore, keras.Model):
         if validation_data is not None:
             self._check_labels("validation_data", validation_data,
                                kwargs.get("validation_steps"), "validation_steps")
-        self._start_schedule(x, epochs, steps_per_epoch, initial_epoch)
+        self._require_compiled()
         # Build the optimizer on every variable that some stage trains, so that
         # groups unfrozen later are known to it (Keras refuses unknown variables).
         # Slots are variables: create them under the model's distribution strategy.
@@ -254,11 +253,7 @@ class FineTuner(TrainingCore, keras.Model):
         """Rejects labels outside `[0, num_classes)` before any step runs (in the
         `steps` batches used of an endless dataset)."""
         dataset_length(name, dataset)
-        if int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
-            if steps is None:
-                raise ValueError(f"`{name}` repeats forever: pass `{steps_name}` to say "
-                                 "how many of its batches to use.")
-            dataset = dataset.take(steps)
+        dataset = bounded(name, dataset, steps, steps_name)
         num_classes = getattr(self.head, "num_classes", None)
         if num_classes is None:
             return

@@ -94,7 +94,7 @@ class Pretrainer(TrainingCore, keras.Model):
                 "Pretrainer.fit takes unlabeled data: pass a dataset as `x` and no `y`; "
                 "the objective makes the targets."
             )
-        self._start_schedule(x, epochs, steps_per_epoch, initial_epoch)
+        self._require_compiled()
         if validation_data is not None:
             validation_data = self._objective_view("validation_data", validation_data)
         kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
@@ -104,7 +104,7 @@ class Pretrainer(TrainingCore, keras.Model):
         return self._fit_keras(self._objective_view("x", x), epochs=epochs,
                                validation_data=validation_data,
                                steps_per_epoch=steps_per_epoch,
-                               initial_epoch=initial_epoch, **kwargs)
+                               initial_epoch=initial_epoch, counted=x, **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         return super().evaluate(self._objective_view("x", x), **kwargs)

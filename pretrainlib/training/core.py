@@ -11,6 +11,7 @@ import json
 
 import keras
 import tensorflow as tf
+from keras.src.losses.loss import unscale_loss_for_distribution  # as Keras's step
 
 from pretrainlib import validation
 from pretrainlib.training import checkpoint as checkpointing
@@ -162,7 +163,7 @@ class TrainingCore:
         if not getattr(self, "skip_nonfinite", False):
             return super().train_step(data)
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        state = [v for v in self.non_trainable_variables]
+        state = list(self.non_trainable_variables)
         saved = [tf.identity(v.value) for v in state]
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
@@ -186,7 +187,7 @@ class TrainingCore:
         skipped = tf.cond(finite, apply, skip)
         batch = tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0]
         self._loss_tracker.update_state(
-            tf.where(finite, _unscaled(loss), 0.0),
+            tf.where(finite, unscale_loss_for_distribution(loss), 0.0),
             sample_weight=tf.where(finite, batch, 0))
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         return {**logs, "skipped": skipped}
@@ -204,26 +205,16 @@ class TrainingCore:
     def default_weighted_metrics(self) -> list:
         return []
 
-    def _start_schedule(self, dataset, epochs: int, steps_per_epoch: int | None,
-                        initial_epoch: int = 0) -> None:
-        """Tells a `WarmupLinearDecay` schedule how long this `fit` call runs."""
+    def _require_compiled(self) -> None:
         if getattr(self, "optimizer", None) is None:
             raise RuntimeError("Call `compile()` before `fit()`.")
-        schedule = self._schedule()
-        if schedule is None:
-            return
-        steps = batches_per_epoch(dataset, steps_per_epoch)
-        schedule.start(int(self.optimizer.iterations.numpy()),
-                       steps * max(1, epochs - initial_epoch))
-        # Schedule constants are baked into the traced step: retrace for this run.
-        self.train_function = None
 
     def _schedule(self) -> WarmupLinearDecay | None:
         schedule = getattr(self.optimizer, "_learning_rate", None)
         return schedule if isinstance(schedule, WarmupLinearDecay) else None
 
     def _fit_keras(self, x, epochs: int = 1, callbacks=None, steps_per_epoch: int | None = None,
-                   initial_epoch: int = 0, on_start=None, **kwargs):
+                   initial_epoch: int = 0, on_start=None, counted=None, **kwargs):
         """`keras.Model.fit` with the NaN guard and, given a `pl.training.Checkpoint`
         in `callbacks`, exact resumption from its newest checkpoint.
 
@@ -232,19 +223,29 @@ class TrainingCore:
         the batches already trained on and finishes the interrupted epoch before
         going on (two Keras `fit` calls; their histories are merged). `on_start(epoch)`
         runs once the state is final (the FineTuner applies its policy there).
+
+        A `WarmupLinearDecay` schedule learns this call's length here: epochs x
+        batches per epoch, counted once on `counted` (default `x`; the Pretrainer
+        passes the raw data, cheaper to count than its masked view).
         """
         callbacks = list(callbacks or [])
         saver = checkpointing.find(callbacks)
         callbacks.insert(0, checkpointing.NonFiniteLossGuard(  # before any save
             saver, skip=getattr(self, "skip_nonfinite", False)))
+        schedule = self._schedule()
+        if schedule is not None or saver is not None:
+            steps = batches_per_epoch(x if counted is None else counted, steps_per_epoch)
+        if schedule is not None:
+            schedule.start(int(self.optimizer.iterations.numpy()),
+                           steps * max(1, epochs - initial_epoch))
+            # Schedule constants are baked into the traced step: retrace for this run.
+            self.train_function = None
         if saver is None:
             if on_start is not None:
                 on_start(initial_epoch)
             return keras.Model.fit(self, x, epochs=epochs, callbacks=callbacks,
                                    steps_per_epoch=steps_per_epoch,
                                    initial_epoch=initial_epoch, **kwargs)
-        steps = batches_per_epoch(x, steps_per_epoch)
-        schedule = self._schedule()
         run = {"first_epoch": initial_epoch, "steps_per_epoch": steps,
                "first_step": int(self.optimizer.iterations.numpy()),
                "schedule": schedule.get_config() if schedule is not None else None}
@@ -300,23 +301,27 @@ def _one_iterator(stream: tf.data.Dataset, strategy) -> tf.data.Dataset:
     return bridge.with_options(options)
 
 
-def _unscaled(loss):
-    """The per-replica loss as Keras's loss tracker wants it."""
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
-    return loss * replicas if replicas > 1 else loss
-
-
 def batches_per_epoch(dataset, steps_per_epoch: int | None) -> int:
     """`steps_per_epoch` if given, else the dataset's length (counted if unknown)."""
     if steps_per_epoch is not None:
         return validation.positive_int("steps_per_epoch", steps_per_epoch)
     steps = dataset_length("x", dataset)
-    if steps is None and int(dataset.cardinality()) == tf.data.INFINITE_CARDINALITY:
-        raise ValueError("`x` repeats forever: pass `steps_per_epoch` to say how many "
-                         "batches make an epoch.")
-    if steps is None:  # unknown length: count one pass (cheap next to training)
-        steps = int(dataset.reduce(0, lambda n, _: n + 1))
+    if steps is None:  # endless (an error) or unknown: count one pass
+        steps = int(bounded("x", dataset, None, "steps_per_epoch")
+                    .reduce(0, lambda n, _: n + 1))
     return steps
+
+
+def bounded(name: str, dataset: tf.data.Dataset, steps: int | None,
+            steps_name: str) -> tf.data.Dataset:
+    """`dataset`, or its first `steps` batches if it repeats forever; an endless
+    dataset without `steps` is an error naming `steps_name`."""
+    if int(dataset.cardinality()) != tf.data.INFINITE_CARDINALITY:
+        return dataset
+    if steps is None:
+        raise ValueError(f"`{name}` repeats forever: pass `{steps_name}` to say how many "
+                         "of its batches to use.")
+    return dataset.take(steps)
 
 
 def _merged(histories: list):
