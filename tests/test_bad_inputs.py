@@ -92,6 +92,10 @@ CASES = [
      lambda t: pl.objectives.Distillation(
          keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), temperature=0),
      ValueError, "temperature"),
+    ("Distillation head",
+     lambda t: pl.objectives.Distillation(
+         keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]), head=3),
+     TypeError, "`head`"),
     ("Pretrainer objective type", lambda t: pl.Pretrainer(encoder(t), "mlm"), TypeError,
      "objective"),
     # --- heads, fine-tuner, policies ---
