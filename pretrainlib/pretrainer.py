@@ -18,8 +18,8 @@ class Pretrainer(TrainingCore, keras.Model):
 
     `fit`, `evaluate` and callbacks are Keras's. Datasets passed to `fit` and
     `evaluate` yield raw batches (e.g. from `pl.data.text_dataset`); the objective's
-    `transform` (masking, noise) is mapped over them inside tf.data, redrawn every
-    epoch. After training, keep `pretrainer.backbone`; the objective's head is dropped.
+    `transform` (masking, noise) is mapped over them inside tf.data, drawn anew for
+    every batch of a run and the same on a rerun, a resumed run or N replicas. After training, keep `pretrainer.backbone`; the objective's head is dropped.
 
     `compile()` defaults: AdamW (weight decay 0.01, per-variable bias correction),
     linear warmup over 10% of the run then linear decay, gradient clipping at norm
@@ -72,20 +72,32 @@ class Pretrainer(TrainingCore, keras.Model):
         return self.objective.weighted_metrics()
 
     # === Data goes through the objective ===
-    def _objective_view(self, name: str, dataset):
+    def _objective_view(self, name: str, dataset, first: int = 0):
+        """`dataset` through the objective's `transform`, batch i drawing its random
+        numbers (masks, noise) from the seed (base, first + i): see
+        objectives/randomness.py for why not plain tf.random ops. `fit` views one
+        stream of all its epochs, so every batch of a run gets its own draws;
+        `evaluate` and validation data restart at 0, so they score the same masks
+        every time."""
         dataset_length(name, dataset)
-        # Each batch gets a seed that changes every epoch and replays on a rerun:
-        # see objectives/randomness.py for why not plain tf.random ops.
-        seeds = tf.data.Dataset.random(seed=random.getrandbits(31),
-                                       rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds)
+        base = random.getrandbits(31)
+        seeds = tf.data.Dataset.counter(start=first).map(lambda i: tf.stack([base, i]))
+
+        batch_size = tf.nest.flatten(dataset.element_spec)[0].shape[:1]
 
         def transform(batch, seed):
             with randomness.batch_seed(seed):
-                return self.objective.transform(batch)
+                out = self.objective.transform(batch)
+            # Keep a static batch size static: a distribution strategy then splits each
+            # transformed global batch between the replicas. With it unknown, tf.data
+            # rewrites the upstream `batch` to the per-replica size instead, and every
+            # replica would mask its rows with the same draws.
+            for tensor in tf.nest.flatten(out):
+                tensor.set_shape(batch_size.concatenate(tensor.shape[1:]))
+            return out
 
-        return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE
-                           ).prefetch(tf.data.AUTOTUNE)
+        return tf.data.Dataset.zip(dataset, seeds).map(
+            transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
     def fit(self, x=None, y=None, epochs=1, validation_data=None, steps_per_epoch=None,
             initial_epoch=0, **kwargs):
@@ -101,10 +113,11 @@ class Pretrainer(TrainingCore, keras.Model):
         if self.built and not self.optimizer.built:  # so that a checkpoint can load
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.optimizer_variables())
-        return self._fit_keras(self._objective_view("x", x), epochs=epochs,
-                               validation_data=validation_data,
-                               steps_per_epoch=steps_per_epoch,
-                               initial_epoch=initial_epoch, counted=x, **kwargs)
+        dataset_length("x", x)
+        return self._fit_keras(x, epochs=epochs, validation_data=validation_data,
+                               steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
+                               view=lambda stream, first: self._objective_view(
+                                   "x", stream, first), **kwargs)
 
     def evaluate(self, x=None, y=None, **kwargs):
         return super().evaluate(self._objective_view("x", x), **kwargs)

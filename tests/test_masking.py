@@ -58,21 +58,26 @@ def test_padding_is_never_masked_and_weights_zero_off_mask(tokenizer, glosses):
 def test_masks_change_every_epoch_and_replay_on_a_rerun_under_a_global_seed(
         tokenizer, glosses, whole_word):
     # Stateful tf.random ops in tf.data restart with each iterator once a seed is
-    # set, so an epoch-by-epoch `fit` would see one mask forever: the Pretrainer
-    # seeds each batch from a stream that changes per epoch instead.
-    def two_epochs():
+    # set, so an epoch-by-epoch `fit` would see one mask forever. `fit` instead views
+    # its epochs as one stream and batch i draws from the seed (base, i): every epoch
+    # gets new masks, a rerun the same ones, and a view started at batch `first` (a
+    # resumed run) continues the same sequence.
+    def view(first=0, batches=4):
         keras.utils.set_random_seed(3)
         encoder = pl.backbones.TextEncoder(tokenizer.vocab_size, num_layers=1, hidden_dim=16,
                                            num_heads=2, max_sequence_length=32)
         objective = pl.objectives.MaskedLM(tokenizer=tokenizer, whole_word=whole_word)
-        view = pl.Pretrainer(encoder, objective)._objective_view("x", pl.data.text_dataset(
-            glosses[:64], tokenizer, batch_size=32, sequence_length=32, shuffle=False))
-        return [[x["token_ids"].numpy() for x, _, _ in view] for _ in range(2)]
+        epoch = pl.data.text_dataset(glosses[:64], tokenizer, batch_size=32,
+                                     sequence_length=32, shuffle=False)  # 2 batches
+        stream = pl.Pretrainer(encoder, objective)._objective_view(
+            "x", epoch.repeat().skip(first), first)
+        return [x["token_ids"].numpy() for x, _, _ in stream.take(batches)]
 
-    first, second = two_epochs()
+    run = view()
+    first, second = run[:2], run[2:]
     assert not any(np.array_equal(a, b) for a, b in zip(first, second))
-    rerun = two_epochs()
-    assert all(np.array_equal(a, b) for a, b in zip(first + second, rerun[0] + rerun[1]))
+    assert all(np.array_equal(a, b) for a, b in zip(run, view()))
+    assert all(np.array_equal(a, b) for a, b in zip(run[1:], view(first=1, batches=3)))
 
 
 @pytest.mark.parametrize("rate", [0, 1, -0.1, 1.5, "0.2"])

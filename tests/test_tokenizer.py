@@ -46,6 +46,13 @@ def test_saved_tokenizer_reloads_in_fresh_process_with_identical_ids(tokenizer, 
     np.testing.assert_array_equal(np.load(tmp_path / "ids.npy"), expected)
 
 
+def test_training_twice_gives_the_same_ids(tokenizer, glosses):
+    # The Rust trainer breaks ties in hash order (a new order every run); the learned
+    # vocabulary is sorted so the same texts always give the same ids.
+    again = pl.text.WordPieceTokenizer.train(glosses, vocab_size=600)
+    assert again.get_vocabulary() == tokenizer.get_vocabulary()
+
+
 @pytest.mark.parametrize(
     "texts, error, fragment",
     [

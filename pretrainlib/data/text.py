@@ -116,14 +116,12 @@ def _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed
             "smaller `batch_size` / `sequence_length`."
         )
     cls_id = tokenizer.cls_id
-    generator = tf.random.Generator.from_seed(seed) if seed is not None else None
 
-    def pack_epoch(_):
+    def pack_epoch(draw):
         order = tf.range(docs.nrows())
         if shuffle:
-            order = (generator.uniform_full_int([docs.nrows()]) if generator is not None
-                     else tf.random.uniform([docs.nrows()], maxval=2**31 - 1, dtype="int64"))
-            order = tf.argsort(order)
+            order = tf.argsort(tf.random.stateless_uniform(
+                [docs.nrows()], tf.stack([draw, 0]), maxval=2**31 - 1, dtype="int64"))
         stream = tf.gather(docs, order).flat_values[: num_rows * body]
         rows = tf.reshape(stream, [num_rows, body])
         rows = tf.concat([tf.fill([num_rows, 1], cls_id), rows], axis=1)
@@ -134,7 +132,10 @@ def _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed
         return {"token_ids": rows, "padding_mask": 1 + tf.cumsum(ends, axis=1, exclusive=True)}
 
     ds = (
-        tf.data.Dataset.from_tensors(0)
+        # One draw per pass, taken when the pass's iterator is made (as `shuffle`
+        # does): a stateful generator advanced inside `map` would depend on when a
+        # read-ahead thread of a discarded iterator happened to run.
+        tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
         .map(pack_epoch)
         .unbatch()
         .batch(batch_size, drop_remainder=True)

@@ -16,6 +16,7 @@ from pretrainlib.backbones.outputs import (
 )
 from pretrainlib.objectives import randomness
 from pretrainlib.objectives.objective import Objective
+from pretrainlib.training.losses import GlobalWeightedMean
 from pretrainlib.training.metrics import PSNR, squared_error
 
 NOISES = ("mask", "gaussian", "dropout")
@@ -187,7 +188,7 @@ class Autoencoder(Objective):
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
-class ReconstructionError(keras.losses.Loss):
+class ReconstructionError(GlobalWeightedMean, keras.losses.Loss):
     """Mean squared error over the positions a per-position sample weight selects
     (all positions without weights): the masked-pixel loss of MAE / SimMIM.
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from pretrainlib.backbones.outputs import model_input, token_inputs
 from pretrainlib.objectives.objective import Objective
+from pretrainlib.training.losses import MaskedTokenCrossentropy
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -85,8 +86,7 @@ class CausalLM(Objective):
         return inputs, logits
 
     def loss(self):
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight")
+        return MaskedTokenCrossentropy()
 
     def weighted_metrics(self) -> list:
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),

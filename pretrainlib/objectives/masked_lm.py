@@ -12,6 +12,7 @@ from pretrainlib import validation
 from pretrainlib.backbones.outputs import model_input, token_inputs
 from pretrainlib.objectives import randomness
 from pretrainlib.objectives.objective import Objective
+from pretrainlib.training.losses import MaskedTokenCrossentropy
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -191,9 +192,7 @@ class MaskedLM(Objective):
     def loss(self):
         # Average over the selected positions only, not over the zero-weight padding
         # of the `max_predictions` slots.
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, reduction="mean_with_sample_weight"
-        )
+        return MaskedTokenCrossentropy()
 
     def weighted_metrics(self) -> list:
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]

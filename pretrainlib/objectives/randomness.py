@@ -4,12 +4,14 @@ Why not `tf.random.uniform`: inside `Dataset.map`, a stateful random op restarts
 its sequence with every new iterator once a global seed is set
 (`keras.utils.set_random_seed`), and Keras makes a new iterator every epoch, so a
 "dynamic" BERT mask or denoising noise would be drawn once and repeated each epoch.
-The Pretrainer instead pairs each batch with a seed from
-`tf.data.Dataset.random(rerandomize_each_iteration=True)` and runs `transform` under
+The Pretrainer instead
+pairs batch i of a run with the seed (base, i) and runs `transform` under
 `batch_seed(seed)`; `uniform` and `normal` here then make stateless draws from it:
-fresh every epoch, identical on a rerun (so resumed runs replay them), and
-independent of how tf.data schedules parallel calls. Outside a Pretrainer (e.g.
-calling `transform` by hand) they fall back to `tf.random`.
+fresh for every batch of every epoch, identical on a rerun, a resumed run and under
+a distribution strategy (the seed is a function of the batch's position alone, not
+of how many iterators tf.data or Keras made), and independent of how tf.data
+schedules parallel calls. Outside a Pretrainer (e.g. calling `transform` by hand)
+they fall back to `tf.random`.
 """
 
 from __future__ import annotations

@@ -185,5 +185,8 @@ def _learn_vocabulary(texts, vocab_size: int, lowercase: bool) -> list[str]:
         continuing_subword_prefix="##", show_progress=False,
     )
     learner.train_from_iterator(texts, trainer=trainer)
-    by_id = sorted(learner.get_vocab().items(), key=lambda item: item[1])
-    return [token for token, _ in by_id]
+    # The trainer breaks ties between equally frequent merges in hash-map order, which
+    # changes from process to process: the same texts gave the same tokens under other
+    # ids in every run. Sorting makes the ids (and every model trained on them) repeat.
+    learned = set(learner.get_vocab()) - set(SPECIAL_TOKENS)
+    return list(SPECIAL_TOKENS) + sorted(learned)

@@ -192,6 +192,19 @@ class TrainingCore:
         logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
         return {**logs, "skipped": skipped}
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Under a strategy, Keras's TF trainer builds metrics from a batch it reads
+        # off a first iterator and then discards. That extra pass advances every
+        # per-pass draw upstream (`shuffle`, packing order), so the run would train
+        # on other batches than the same run on one device. The data's specs are
+        # all the symbolic build needs.
+        if iterator is not None and data_batch is None:
+            adapter = getattr(iterator, "data_adapter", None)
+            spec = getattr(adapter.get_tf_dataset(), "element_spec", None) if adapter else None
+            if spec is not None:
+                iterator, data_batch = None, spec
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def optimizer_variables(self) -> list:
         """The variables the optimizer keeps state for (all trainable ones here)."""
         return self.trainable_variables
@@ -214,7 +227,8 @@ class TrainingCore:
         return schedule if isinstance(schedule, WarmupLinearDecay) else None
 
     def _fit_keras(self, x, epochs: int = 1, callbacks=None, steps_per_epoch: int | None = None,
-                   initial_epoch: int = 0, on_start=None, counted=None, **kwargs):
+                   initial_epoch: int = 0, on_start=None, counted=None, view=None,
+                   **kwargs):
         """`keras.Model.fit` with the NaN guard and, given a `pl.training.Checkpoint`
         in `callbacks`, exact resumption from its newest checkpoint.
 
@@ -227,20 +241,27 @@ class TrainingCore:
         A `WarmupLinearDecay` schedule learns this call's length here: epochs x
         batches per epoch, counted once on `counted` (default `x`; the Pretrainer
         passes the raw data, cheaper to count than its masked view).
+
+        `view(stream, first)` maps the one stream before Keras reads it, `first`
+        being the index of its first batch (optimizer step at the run's start plus
+        the batches skipped): the Pretrainer's objective
+        transform, whose random draws then depend only on each batch's position in
+        the run (not on how many iterators tf.data or a strategy made), so reruns,
+        resumed runs and N replicas all see the same masks.
         """
         callbacks = list(callbacks or [])
         saver = checkpointing.find(callbacks)
         callbacks.insert(0, checkpointing.NonFiniteLossGuard(  # before any save
             saver, skip=getattr(self, "skip_nonfinite", False)))
         schedule = self._schedule()
-        if schedule is not None or saver is not None:
+        if schedule is not None or saver is not None or view is not None:
             steps = batches_per_epoch(x if counted is None else counted, steps_per_epoch)
         if schedule is not None:
             schedule.start(int(self.optimizer.iterations.numpy()),
                            steps * max(1, epochs - initial_epoch))
             # Schedule constants are baked into the traced step: retrace for this run.
             self.train_function = None
-        if saver is None:
+        if saver is None and view is None:
             if on_start is not None:
                 on_start(initial_epoch)
             return keras.Model.fit(self, x, epochs=epochs, callbacks=callbacks,
@@ -250,7 +271,7 @@ class TrainingCore:
                "first_step": int(self.optimizer.iterations.numpy()),
                "schedule": schedule.get_config() if schedule is not None else None}
         offset, skip = 0, 0
-        latest = saver.latest() if saver.resume else None
+        latest = saver.latest() if saver is not None and saver.resume else None
         if latest is not None:
             state = saver.restore(self, latest)
             if state["steps_per_epoch"] != steps:
@@ -266,6 +287,8 @@ class TrainingCore:
         if on_start is not None:
             on_start(initial_epoch)
         stream = x.repeat().skip(skip)
+        if view is not None:
+            stream = view(stream, run["first_step"] + skip)
         histories = []
         if offset and initial_epoch < epochs:  # finish the interrupted epoch first
             stream = _one_iterator(stream, self.distribute_strategy)
@@ -274,7 +297,8 @@ class TrainingCore:
                 self, stream, epochs=initial_epoch + 1, callbacks=callbacks,
                 steps_per_epoch=steps - offset, initial_epoch=initial_epoch, **kwargs))
             initial_epoch += 1
-        saver.begin(run)
+        if saver is not None:
+            saver.begin(run)
         histories.append(keras.Model.fit(
             self, stream, epochs=epochs, callbacks=callbacks,
             steps_per_epoch=steps, initial_epoch=initial_epoch, **kwargs))

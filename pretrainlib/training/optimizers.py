@@ -10,11 +10,31 @@ stock optimizers instead of wrapping them.
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
 class _LRMultipliers:
-    """Mixin: scales the learning rate of each variable by its group's multiplier."""
+    """Mixin: per-group learning-rate multipliers; clipping that sees the global batch."""
+
+    def _clip_gradients(self, grads):
+        # Keras clips each replica's own gradient and sums the replicas afterwards, so
+        # under a distribution strategy `clipnorm` bounds a quantity that depends on
+        # the replica count and one device's weights are not reproduced. Clip the
+        # all-reduced gradient instead, and hand each replica 1/n of it: Keras's later
+        # all-reduce sums the n shares back to the clipped global gradient.
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context is not None else 1
+        if replicas == 1 or not (self.clipnorm or self.global_clipnorm or self.clipvalue):
+            return super()._clip_gradients(grads)
+        present = [i for i, g in enumerate(grads) if g is not None]
+        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
+        clipped = super()._clip_gradients(summed)
+        shares = list(grads)
+        for i, g in zip(present, clipped):
+            shares[i] = (tf.IndexedSlices(g.values / replicas, g.indices, g.dense_shape)
+                         if isinstance(g, tf.IndexedSlices) else g / replicas)
+        return shares
 
     def set_lr_multipliers(self, multipliers) -> None:
         """`[(variable, multiplier), ...]`; variables not named keep multiplier 1.
