@@ -99,6 +99,7 @@ class PolicyCallback(keras.callbacks.Callback):
             return False
         multipliers = apply_stage(self.policy, stage, self.groups, self.candidates)
         optimizer = self.model.optimizer
+        optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's
         if hasattr(optimizer, "set_lr_multipliers"):
             optimizer.set_lr_multipliers(multipliers)
         elif any(m != 1.0 for _, m in multipliers):

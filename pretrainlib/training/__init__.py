@@ -1,5 +1,6 @@
 """The training core: optimizers, schedules and compile defaults."""
 
+from pretrainlib.training import precision
 from pretrainlib.training.checkpoint import Checkpoint, NonFiniteLossGuard
 from pretrainlib.training.core import TrainingCore, make_optimizer
 from pretrainlib.training.losses import GlobalWeightedMean, MaskedTokenCrossentropy
@@ -10,4 +11,4 @@ from pretrainlib.training.schedules import WarmupLinearDecay
 __all__ = ["PSNR", "SGD", "AdamW", "Checkpoint", "GlobalWeightedMean", "MacroF1",
            "MaskedTokenCrossentropy", "NonFiniteLossGuard", "TrainingCore",
            "WarmupLinearDecay",
-           "make_optimizer", "squared_error"]
+           "make_optimizer", "precision", "squared_error"]

@@ -15,7 +15,8 @@ from keras.src.losses.loss import unscale_loss_for_distribution  # as Keras's st
 
 from pretrainlib import validation
 from pretrainlib.training import checkpoint as checkpointing
-from pretrainlib.training.optimizers import SGD, AdamW
+from pretrainlib.training import precision as precision_module
+from pretrainlib.training.optimizers import SGD, AdamW, inner_optimizer
 from pretrainlib.training.schedules import WarmupLinearDecay
 
 _OPTIMIZERS = {"adamw": AdamW, "sgd": SGD}
@@ -89,6 +90,7 @@ class TrainingCore:
         metrics=None,
         weighted_metrics=None,
         skip_nonfinite: bool = False,
+        precision: str | None = None,
         **kwargs,
     ):
         """Like `keras.Model.compile`, with defaults that work for this model.
@@ -103,15 +105,22 @@ class TrainingCore:
         `skip_nonfinite=True` skips such a batch instead: no weight, optimizer slot
         or BatchNorm statistic changes, it is left out of the reported loss, and
         `fit` stops only after 10 skipped batches in a row.
+
+        `precision` sets the whole model's dtype policy: `"mixed_bfloat16"` (TPU, or
+        CPUs with bfloat16 units), `"mixed_float16"` (GPU; Keras adds loss scaling),
+        `"float32"`, or `"auto"` (by hardware, see `pl.training.precision.resolve`).
+        Variables stay float32 either way. None leaves the layers' policies as built.
         """
         # Remembered so that `keras.saving.load_model` compiles the model the same way.
         self._compile_arguments = json.dumps(keras.saving.serialize_keras_object({
             "optimizer": optimizer, "learning_rate": learning_rate,
             "weight_decay": weight_decay, "warmup_ratio": warmup_ratio, "clipnorm": clipnorm,
             "loss": loss, "metrics": metrics, "weighted_metrics": weighted_metrics,
-            "skip_nonfinite": skip_nonfinite, **kwargs,
+            "skip_nonfinite": skip_nonfinite, "precision": precision, **kwargs,
         }))
         self.skip_nonfinite = bool(skip_nonfinite)
+        if precision is not None:
+            precision_module.resolve(precision)  # a bad name fails before anything changes
         if isinstance(optimizer, str):
             optimizer = make_optimizer(
                 optimizer.lower(),
@@ -125,6 +134,8 @@ class TrainingCore:
                 "`learning_rate` is only used with a string `optimizer`; set it on the "
                 f"optimizer instance instead. Received: learning_rate={learning_rate}"
             )
+        if precision is not None:
+            precision_module.apply(self, precision)  # before Keras picks loss scaling
         super().compile(
             optimizer=optimizer,
             loss=loss if loss is not None else self.default_loss(),
@@ -223,7 +234,7 @@ class TrainingCore:
             raise RuntimeError("Call `compile()` before `fit()`.")
 
     def _schedule(self) -> WarmupLinearDecay | None:
-        schedule = getattr(self.optimizer, "_learning_rate", None)
+        schedule = getattr(inner_optimizer(self.optimizer), "_learning_rate", None)
         return schedule if isinstance(schedule, WarmupLinearDecay) else None
 
     def _fit_keras(self, x, epochs: int = 1, callbacks=None, steps_per_epoch: int | None = None,

@@ -14,6 +14,12 @@ import tensorflow as tf
 from keras import ops
 
 
+def inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The optimizer a `keras.optimizers.LossScaleOptimizer` wraps (which Keras adds
+    when a `"mixed_float16"` model compiles), else `optimizer` itself."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
 class _LRMultipliers:
     """Mixin: per-group learning-rate multipliers; clipping that sees the global batch."""
 

@@ -1,0 +1,53 @@
+"""Mixed precision through `compile(precision=...)`."""
+
+import keras
+import numpy as np
+import pytest
+
+import pretrainlib as pl
+from pretrainlib.training import precision
+
+
+def compute_dtypes(model):
+    return {layer.compute_dtype for layer in model._flatten_layers()
+            if not isinstance(layer, keras.layers.InputLayer)}
+
+
+def test_masked_lm_learns_in_mixed_bfloat16_and_reloads_so(tiny_encoder, tokenizer, glosses,
+                                                           tmp_path):
+    pre = pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer))
+    pre.compile(learning_rate=3e-3, precision="mixed_bfloat16")
+    assert compute_dtypes(pre) == {"bfloat16"}
+    assert {v.dtype for v in pre.trainable_variables} == {"float32"}  # master weights
+    data = pl.data.text_dataset(glosses[:600], tokenizer, batch_size=32, sequence_length=32,
+                                pack=True, seed=0)
+    losses = pre.fit(data, epochs=2, verbose=0).history["loss"]
+    assert np.isfinite(losses).all() and losses[1] < losses[0], losses
+    pre.save(tmp_path / "pre.keras")
+    loaded = keras.saving.load_model(tmp_path / "pre.keras")
+    assert compute_dtypes(loaded) == {"bfloat16"}
+    assert loaded.get_compile_config()["pretrainlib"]["precision"] == "mixed_bfloat16"
+
+
+def test_mixed_float16_scales_the_loss_and_keeps_the_policy_working(tiny_encoder, labeled):
+    ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
+                      policy=pl.freezing.FreezeThenUnfreeze(1, backbone_lr_multiplier=0.5))
+    ft.compile(learning_rate=3e-3, precision="mixed_float16")
+    assert isinstance(ft.optimizer, keras.optimizers.LossScaleOptimizer)  # added by Keras
+    assert compute_dtypes(ft) == {"float16"}
+    backbone = [np.array(v) for v in ft.backbone.weights]
+    history = ft.fit(labeled(64), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    # The policy reached the wrapped optimizer: the unfrozen backbone trained.
+    assert any(not np.array_equal(a, np.array(b))
+               for a, b in zip(backbone, ft.backbone.weights))
+    assert ft.predict(labeled(16, shuffle=False), verbose=0).shape == (16, 6)
+
+
+def test_auto_is_float32_on_cpu_and_bad_names_change_nothing(tiny_encoder):
+    assert precision.resolve("auto") == "float32"  # this machine has no GPU or TPU
+    ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(3))
+    with pytest.raises(ValueError, match="precision"):
+        ft.compile(precision="fp16")
+    assert compute_dtypes(ft) == {"float32"}
+    assert getattr(ft, "optimizer", None) is None
