@@ -111,7 +111,14 @@ class PolicyCallback(keras.callbacks.Callback):
             )
         self.stage = stage
         self.model.current_stage = stage
-        self.model.make_train_function(force=True)
+        # Retrace only if the step would differ: a new `fit` call whose first stage
+        # trains what the last traced step trained, at the same rates, keeps it.
+        traced = (tuple(id(v) for v in self.model.trainable_variables),
+                  tuple(sorted(getattr(optimizer, "_lr_multipliers", {}).items())))
+        if traced != getattr(self.model, "_policy_traced", None) or \
+                self.model.train_function is None:
+            self.model.make_train_function(force=True)
+            object.__setattr__(self.model, "_policy_traced", traced)  # untracked by Keras
         return True
 
     def on_epoch_begin(self, epoch, logs=None):

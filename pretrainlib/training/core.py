@@ -11,6 +11,9 @@ import json
 
 import keras
 import tensorflow as tf
+from keras.src.backend.tensorflow.trainer import (  # Keras's own test, kept in step
+    _collective_all_reduce_multi_worker as _multi_worker,
+)
 from keras.src.losses.loss import unscale_loss_for_distribution  # as Keras's step
 
 from pretrainlib import validation
@@ -216,6 +219,19 @@ class TrainingCore:
                 iterator, data_batch = None, spec
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
+    def _make_function(self, step_function):
+        # Keras's TF trainer reduces a multi-worker step's logs with
+        # `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars
+        # (keras-team/keras#20585). Give each replica's logs that axis: the reduce
+        # then averages them over all replicas of all workers.
+        if _multi_worker(self.distribute_strategy):
+            step = step_function
+
+            def step_function(data):
+                return tf.nest.map_structure(lambda v: tf.expand_dims(v, 0), step(data))
+
+        return super()._make_function(step_function)
+
     def optimizer_variables(self) -> list:
         """The variables the optimizer keeps state for (all trainable ones here)."""
         return self.trainable_variables
@@ -270,8 +286,6 @@ class TrainingCore:
         if schedule is not None:
             schedule.start(int(self.optimizer.iterations.numpy()),
                            steps * max(1, epochs - initial_epoch))
-            # Schedule constants are baked into the traced step: retrace for this run.
-            self.train_function = None
         if saver is None and view is None:
             if on_start is not None:
                 on_start(initial_epoch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -26,18 +27,22 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                  first_step: int = 0):
         self.peak = float(peak)
         self.warmup_ratio = float(warmup_ratio)
-        self.total_steps = int(total_steps)
-        self.first_step = int(first_step)
+        # The run's bounds live in a variable, not in constants of the traced train
+        # step: a new `fit` call changes them without retracing (which cost seconds
+        # per call, the bulk of FineTuner.fit's overhead over a plain Keras fit).
+        self._run = tf.Variable([0.0, 1.0], trainable=False, name="warmup_linear_decay_run")
+        self.start(first_step, total_steps)
 
     def start(self, first_step: int, total_steps: int) -> None:
         self.first_step, self.total_steps = int(first_step), max(1, int(total_steps))
+        self._run.assign([float(self.first_step), float(self.total_steps)])
 
     def __call__(self, step):
-        step = ops.cast(step, "float32") - self.first_step
-        total = float(self.total_steps)
-        warmup = max(1.0, self.warmup_ratio * total)
+        first, total = self._run[0], self._run[1]
+        step = ops.cast(step, "float32") - first
+        warmup = ops.maximum(1.0, self.warmup_ratio * total)
         rising = (step + 1.0) / warmup
-        falling = (total - step) / max(1.0, total - warmup)
+        falling = (total - step) / ops.maximum(1.0, total - warmup)
         return self.peak * ops.clip(ops.minimum(rising, falling), 0.0, 1.0)
 
     def get_config(self):
