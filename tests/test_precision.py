@@ -51,3 +51,18 @@ def test_auto_is_float32_on_cpu_and_bad_names_change_nothing(tiny_encoder):
         ft.compile(precision="fp16")
     assert compute_dtypes(ft) == {"float32"}
     assert getattr(ft, "optimizer", None) is None
+
+
+def test_steps_per_execution_runs_every_batch_or_says_what_divides(tiny_encoder, tokenizer,
+                                                                   glosses):
+    pre = pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer))
+    data = pl.data.text_dataset(glosses[:320], tokenizer, batch_size=32, sequence_length=32,
+                                shuffle=False)  # 10 batches an epoch
+    pre.compile(learning_rate=3e-3, steps_per_execution=3)
+    with pytest.raises(ValueError, match=r"steps_per_execution.*10 batches.*\[1, 2, 5, 10\]"):
+        pre.fit(data, epochs=1, verbose=0)
+    assert int(pre.optimizer.iterations) == 0  # refused before any step
+    pre.compile(learning_rate=3e-3, steps_per_execution=5)
+    history = pre.fit(data, epochs=2, verbose=0)
+    assert int(pre.optimizer.iterations) == 20
+    assert np.isfinite(history.history["loss"]).all()

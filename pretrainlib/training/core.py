@@ -283,6 +283,16 @@ class TrainingCore:
         schedule = self._schedule()
         if schedule is not None or saver is not None or view is not None:
             steps = batches_per_epoch(x if counted is None else counted, steps_per_epoch)
+        if saver is not None or view is not None:  # one endless stream
+            every = int(getattr(self, "steps_per_execution", 1) or 1)
+            if steps % every:
+                # Keras runs whole executions; on this endless stream the last one of each
+                # epoch would train on the next epoch's first batches.
+                divisors = [d for d in range(1, steps + 1) if steps % d == 0]
+                raise ValueError(
+                    f"`steps_per_execution` must divide the {steps} batches per epoch here "
+                    f"(it is {every}); pick one of {divisors[-6:]}, or change the batch "
+                    "size or `steps_per_epoch`.")
         if schedule is not None:
             schedule.start(int(self.optimizer.iterations.numpy()),
                            steps * max(1, epochs - initial_epoch))

@@ -24,8 +24,8 @@ def resolve(precision: str) -> str:
     """The dtype policy name for `precision`; `"auto"` picks by hardware.
 
     `"auto"`: `"mixed_bfloat16"` on TPU, `"mixed_float16"` (with loss scaling) on
-    GPU, and `"float32"` on CPU, where bfloat16 was measured slower on the CPUs
-    these benchmarks ran on (docs/benchmarks.md); name it explicitly to use it.
+    GPU, and `"float32"` on CPU, where bfloat16 was measured no faster than float32
+    (docs/benchmarks.md; CPUs with AMX may differ): name it to use it there.
 
     Example:
     >>> from pretrainlib.training import precision
