@@ -15,9 +15,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import pathlib
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,6 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import pretrainlib as pl  # noqa: E402
+import results  # noqa: E402  (benchmarks/results.py, beside this script)
 
 
 def encoder_for(tokenizer, args):
@@ -148,10 +147,7 @@ def main(argv=None):
     for name, row in result["memory"].items():
         print(f"{name:<22} trainable {row['trainable_params']:>9,} of {row['total_params']:,}"
               f"  optimizer state {row['optimizer_state_bytes'] / 1024:>8.1f} KiB")
-    path = pathlib.Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    results.write(result, args.out)
 
 
 if __name__ == "__main__":

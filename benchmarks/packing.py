@@ -15,9 +15,7 @@ time one pass over all the glosses' tokens would take.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import pathlib
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,6 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import pretrainlib as pl  # noqa: E402
+import results  # noqa: E402  (benchmarks/results.py, beside this script)
 
 MODES = {
     "padded": dict(pack=False),
@@ -105,10 +104,7 @@ def main(argv=None):
         print(f"{name:<26} {row['steps_per_second']:>8.2f} {row['real_tokens_per_row']:>16.1f} "
               f"{row['real_tokens_per_second']:>14,.0f} {row['real_tokens_speedup']:>9.2f}x "
               f"{row['minutes_per_pass']:>9.1f}")
-    path = pathlib.Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    results.write(result, args.out)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pathlib
 import platform
 import time
 
@@ -39,6 +38,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import pretrainlib as pl  # noqa: E402
+import results  # noqa: E402  (benchmarks/results.py, beside this script)
 
 SECTIONS = ("mlm", "overhead", "mfu", "pipeline", "precision")
 
@@ -286,10 +286,7 @@ def main(argv=None):
     if "precision" in args.only:
         run_precision(texts, tokenizer, args, result)
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=1))
-    path = pathlib.Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-    print(f"written to {path}")
+    results.write(result, args.out)
 
 
 if __name__ == "__main__":
