@@ -41,7 +41,11 @@ POLICIES = {
 
 
 def main(argv=None):
-    args = demo.parse_args(argv)
+    parser = demo.argument_parser()
+    parser.add_argument("--policies", nargs="+", choices=list(POLICIES), default=list(POLICIES),
+                        help="compare only these (default: all)")
+    args = demo.finish_args(parser.parse_args(argv))
+    policies = {name: POLICIES[name] for name in args.policies}
     start = time.time()
     wn = pl.datasets.wordnet_supersenses()
     if args.encoder and pathlib.Path(args.encoder, "encoder.keras").exists():
@@ -57,7 +61,7 @@ def main(argv=None):
             encoder.save(pathlib.Path(args.encoder, "encoder.keras"))
             tokenizer.save(str(pathlib.Path(args.encoder, "tokenizer.json")))
     evaluator = pl.Evaluator(metrics=["accuracy", "macro_f1"], class_names=wn.class_names)
-    results = {name: [] for name in POLICIES}
+    results = {name: [] for name in policies}
     for seed in range(args.seeds):
         def dataset(split, shuffle=True):
             return demo.labeled_dataset(split, tokenizer, args, seed, shuffle)
@@ -65,7 +69,7 @@ def main(argv=None):
         train = dataset(wn.train.sample(args.labels, seed=seed))
         val = dataset(wn.validation.sample(args.val_labels, seed=seed), shuffle=False)
         test = dataset(demo.test_split(wn, args), shuffle=False)
-        for name, (policy, rates) in POLICIES.items():
+        for name, (policy, rates) in policies.items():
             def build(policy=policy):
                 return pl.FineTuner(demo.copy_of(encoder),
                                     pl.heads.Classifier(len(wn.class_names)),

@@ -31,12 +31,13 @@ def test_policy_comparison_runs_end_to_end(tmp_path):
     out = tmp_path / "policies.json"
     run = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "compare_policies.py"), "--quick",
-         "--out", str(out)],
+         "--policies", "FeatureExtraction()", "BitFit()", "LoRA(rank=8)", "Adapters(16)",
+         "--out", str(out)],  # the four that train fewest weights: the others share code
         capture_output=True, text=True, timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads(out.read_text())["summary"]
-    assert {"FeatureExtraction()", "BitFit()", "LoRA(rank=8)", "Adapters(16)"} <= set(summary)
+    assert set(summary) == {"FeatureExtraction()", "BitFit()", "LoRA(rank=8)", "Adapters(16)"}
     assert all(0 <= row["macro_f1_mean"] <= 1 for row in summary.values())
 
 
