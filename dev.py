@@ -32,7 +32,7 @@ def ensure_environment() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     print("installing pretrainlib and its dependencies (first run: a few minutes)", flush=True)
     pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip", "setuptools>=77"], check=True)
+    subprocess.run([*pip, "--upgrade", "pip", "setuptools>=77,<81"], check=True)
     subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
     stamp.write_text(wanted)
 

@@ -186,7 +186,8 @@ def _learn_vocabulary(texts, vocab_size: int, lowercase: bool) -> list[str]:
     )
     learner.train_from_iterator(texts, trainer=trainer)
     # The trainer breaks ties between equally frequent merges in hash-map order, which
-    # changes from process to process: the same texts gave the same tokens under other
-    # ids in every run. Sorting makes the ids (and every model trained on them) repeat.
+    # changes from run to run: the same texts gave the same tokens under other ids.
+    # Sorting fixes the ids of the tokens kept; which tokens make the cut at a tie can
+    # still differ (rarely), so save a tokenizer to reuse its exact ids.
     learned = set(learner.get_vocab()) - set(SPECIAL_TOKENS)
     return list(SPECIAL_TOKENS) + sorted(learned)
