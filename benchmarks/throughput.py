@@ -206,7 +206,8 @@ def run_mfu(args, result):
     compute = keras.dtype_policies.get(args.precision or "float32").compute_dtype
     peak = matmul_peak(compute)
     achieved = flops * rows["steps_per_second"]
-    result["mfu"] = {"flops_per_step": flops, "matmul_dtype": compute, "achieved_flops_per_second": achieved,
+    result["mfu"] = {"flops_per_step": flops, "matmul_dtype": compute,
+                     "achieved_flops_per_second": achieved,
                      "matmul_peak_flops_per_second": peak, "mfu": achieved / peak}
 
 

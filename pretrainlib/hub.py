@@ -51,11 +51,10 @@ class SavedModelLayer(keras.layers.Layer):
     def __init__(self, handle: str, endpoint: str | None = None, trainable: bool = True,
                  **kwargs):
         super().__init__(trainable=trainable, **kwargs)
-        self.handle, self.endpoint = str(handle), endpoint
-        loaded = _load_saved_model(self.handle)
-        self._loaded = loaded  # keeps the functions' resources alive
-        self.endpoint, self._function, self._is_signature = _endpoint(loaded, endpoint,
-                                                                      self.handle)
+        self.handle = str(handle)
+        self._loaded = _load_saved_model(self.handle)  # keeps the functions' resources alive
+        self.endpoint, self._function, self._is_signature = _endpoint(
+            self._loaded, endpoint, self.handle)
         trainable_vars, other_vars = _list_variables_used_by_fns([self._function])
         seen = set()
         for variable in [*trainable_vars, *other_vars]:
@@ -74,13 +73,9 @@ class SavedModelLayer(keras.layers.Layer):
         """The endpoint's inputs: a `tf.TensorSpec` or a dict of them."""
         if self._is_signature:
             return dict(self._function.structured_input_signature[1])
-        signatures = [f.structured_input_signature
-                      for f in self._function._list_all_concrete_functions_for_serialization()]
-        if not signatures:
-            raise ValueError(
-                f"The SavedModel at {self.handle!r} has no traced `{self.endpoint}`: "
-                "save it with an input_signature on its tf.function.")
-        args, _ = signatures[0]
+        # `_endpoint` takes only functions with a saved trace: read the first one's.
+        traced = self._function._list_all_concrete_functions_for_serialization()[0]
+        args, _ = traced.structured_input_signature
         return args[0] if len(args) == 1 else list(args)
 
     def call(self, inputs):

@@ -19,7 +19,8 @@ class Pretrainer(TrainingCore, keras.Model):
     `fit`, `evaluate` and callbacks are Keras's. Datasets passed to `fit` and
     `evaluate` yield raw batches (e.g. from `pl.data.text_dataset`); the objective's
     `transform` (masking, noise) is mapped over them inside tf.data, drawn anew for
-    every batch of a run and the same on a rerun, a resumed run or N replicas. After training, keep `pretrainer.backbone`; the objective's head is dropped.
+    every batch of a run and the same on a rerun, a resumed run or N replicas. After
+    training, keep `pretrainer.backbone`; the objective's head is dropped.
 
     `compile()` defaults: AdamW (weight decay 0.01, per-variable bias correction),
     linear warmup over 10% of the run then linear decay, gradient clipping at norm

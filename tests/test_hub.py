@@ -118,6 +118,14 @@ def test_bad_handles_and_export_paths_fail_clearly(tmp_path):
     tf.saved_model.save(module, str(tmp_path / "module"))
     with pytest.raises(ValueError, match="endpoint.*missing.*__call__"):
         pl.hub.load_backbone(tmp_path / "module", endpoint="missing")
+    class TwoInputs(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 2]), tf.TensorSpec([None, 2])])
+        def __call__(self, a, b):
+            return a + b
+
+    tf.saved_model.save(TwoInputs(), str(tmp_path / "two"))
+    with pytest.raises(ValueError, match="one tensor or a dict.*SavedModelLayer"):
+        pl.hub.load_backbone(tmp_path / "two")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.txt").write_text("x")
     inputs = keras.Input((3,))

@@ -59,5 +59,7 @@ def test_unprepared_unknown_or_unlabeled_datasets_fail_clearly(tmp_path):
     prepare_tiny_reviews(tmp_path)
     with pytest.raises(ValueError, match="label.*sentiment"):
         pl.data.from_tfds("tiny_reviews", data_dir=tmp_path)  # its labels are "sentiment"
+    with pytest.raises(ValueError, match="split.*no example.*max_examples=0"):
+        pl.data.from_tfds("tiny_reviews", data_dir=tmp_path, label="sentiment", max_examples=0)
     with pytest.raises(ValueError, match="feature"):
         pl.data.from_tfds("tiny_reviews", data_dir=tmp_path, label="sentiment", feature="nope")

@@ -122,8 +122,8 @@ class TrainingCore:
             "skip_nonfinite": skip_nonfinite, "precision": precision, **kwargs,
         }))
         self.skip_nonfinite = bool(skip_nonfinite)
-        if precision is not None:
-            precision_module.resolve(precision)  # a bad name fails before anything changes
+        if precision is not None:  # a bad name fails here, before anything changes
+            precision = precision_module.resolve(precision)
         if isinstance(optimizer, str):
             optimizer = make_optimizer(
                 optimizer.lower(),
