@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from pretrainlib.backbones.layer_groups import layer_groups
-from pretrainlib.backbones.outputs import model_input
+from pretrainlib.backbones.outputs import call_inputs
 from pretrainlib.freezing.builtins import FreezeThenUnfreeze
 from pretrainlib.freezing.callback import (
     PolicyCallback,
@@ -16,7 +16,7 @@ from pretrainlib.freezing.callback import (
 )
 from pretrainlib.freezing.policy import FreezePolicy
 from pretrainlib.training.core import TrainingCore, bounded, dataset_length
-from pretrainlib.training import feature_cache
+from pretrainlib.training import feature_cache, summary
 from pretrainlib.training.metrics import MacroF1
 
 
@@ -93,14 +93,16 @@ class FineTuner(TrainingCore, keras.Model):
                 f"group. Rename it. Groups: {list(groups)}"
             )
         # === Functional Model ===
-        inputs = model_input(backbone)
-        outputs = head(network(inputs))
+        inputs, call = call_inputs(backbone)
+        features = network(call)
+        outputs = head(features)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
         self.head = head
         self.policy = policy
         # A plain holder, so Keras does not track the layers a second time.
-        self._groups = _Groups({**groups, "head": [head]}, network)
+        self._groups = _Groups({**groups, "head": [head]}, network,
+                               keras.Model(inputs, features, name="features"))
         self._groups.patterns = patterns
         names = list(self.layer_groups)
         # Fail now, not at the first stage boundary, on groups the model lacks.
@@ -126,11 +128,29 @@ class FineTuner(TrainingCore, keras.Model):
         """`id`s of the variables any policy stage may train."""
         return self._groups.candidates
 
+    def _summary_rows(self):
+        names = list(self.layer_groups)
+        stage = self.current_stage or 0
+        groups = ", ".join(name for name in names if name != "head")
+        return [
+            ("backbone", f"{summary.backbone_line(self.backbone)}; groups {groups}"),
+            ("head", f"{summary.describe(self.head)}: "
+                     f"{summary.human(summary.count_params(self.head.weights))} params"),
+            ("policy", f"{summary.describe(self.policy)}, in stage {stage} of "
+                       f"{self.policy.num_stages(names)}\n{self.policy.summary(self)}"),
+            *super()._summary_rows(),
+        ]
+
     # === Defaults from the head ===
     def default_loss(self):
+        if getattr(self.head, "task", None) == "regression":
+            return keras.losses.MeanSquaredError()
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def default_metrics(self):
+        if getattr(self.head, "task", None) == "regression":
+            return [keras.metrics.MeanAbsoluteError(name="mae"),
+                    keras.metrics.RootMeanSquaredError(name="rmse")]
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
                 MacroF1(self.head.num_classes)]
 
@@ -178,7 +198,7 @@ class FineTuner(TrainingCore, keras.Model):
         kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
         if not self._use_feature_cache(cache_features, epochs, initial_epoch):
             return self._fit_keras(x, validation_data=validation_data, **kwargs)
-        network = self._groups.network
+        network = self._groups.features
         x = feature_cache.cache_features(network, x, self._head_input)
         if validation_data is not None:
             validation_data = feature_cache.cache_features(network, validation_data,
@@ -262,6 +282,12 @@ class FineTuner(TrainingCore, keras.Model):
             raise ValueError(
                 f"`{name}` must yield (inputs, labels) pairs. Received element spec: {spec}"
             )
+        if getattr(spec[1], "dtype", None) is not None and spec[1].dtype.is_floating:
+            raise ValueError(
+                f"`{name}` has float labels ({spec[1].dtype.name}), but the head "
+                f"{type(self.head).__name__} classifies: pass integer class ids, or use "
+                "pl.heads.Regressor for real-valued targets."
+            )
         largest = dataset.map(lambda *batch: keras.ops.max(batch[1])).reduce(
             np.int64(-1), lambda a, b: keras.ops.maximum(a, keras.ops.cast(b, "int64"))
         )
@@ -294,8 +320,9 @@ class _Groups:
     """Holds the FineTuner's layer groups, and what the head is trained on, outside
     Keras's attribute tracking."""
 
-    def __init__(self, groups, network):
+    def __init__(self, groups, network, features):
         self.groups = groups
         self.network = network  # the backbone as called (with adapters, if any)
+        self.features = features  # the FineTuner's inputs -> what the head reads
         self.candidates = frozenset()
         self.features_cached = False

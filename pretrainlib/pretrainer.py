@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from pretrainlib.objectives import randomness
 from pretrainlib.objectives.objective import Objective
+from pretrainlib.training import summary
 from pretrainlib.training.core import TrainingCore, dataset_length
 
 
@@ -71,6 +72,15 @@ class Pretrainer(TrainingCore, keras.Model):
 
     def default_weighted_metrics(self):
         return self.objective.weighted_metrics()
+
+    def _summary_rows(self):
+        own = summary.count_params(self.backbone.weights)
+        return [
+            ("backbone", summary.backbone_line(self.backbone)),
+            ("objective", f"{summary.describe(self.objective)}: head "
+                          f"{summary.human(summary.count_params(self.weights) - own)} params"),
+            *super()._summary_rows(),
+        ]
 
     # === Data goes through the objective ===
     def _objective_view(self, name: str, dataset, first: int = 0):

@@ -79,8 +79,18 @@ def string_list(name: str, texts: Any) -> list[str]:
 
 
 def class_labels(name: str, labels: Any, count: int, per: str) -> np.ndarray:
-    """Returns `labels` as int32 class ids, one per `per` (`count` of them)."""
+    """Returns `labels` as int32 class ids, one per `per` (`count` of them), or, for
+    float labels (regression targets, `[count]` or `[count, outputs]`), as float32."""
     array = np.asarray(labels)
+    if np.issubdtype(array.dtype, np.floating):
+        if array.ndim not in (1, 2) or array.shape[0] != count:
+            raise ValueError(
+                f"`{name}` must hold one target (or one row of targets) per {per} "
+                f"({count}). Received: {name} with shape {array.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise ValueError(f"`{name}` must be finite; it holds NaN or infinity.")
+        return array.astype("float32")
     if array.ndim != 1 or array.shape[0] != count:
         raise ValueError(
             f"`{name}` must hold one integer per {per} ({count}). "
@@ -88,7 +98,8 @@ def class_labels(name: str, labels: Any, count: int, per: str) -> np.ndarray:
         )
     if not np.issubdtype(array.dtype, np.integer):
         raise TypeError(
-            f"`{name}` must be integer class ids. Received: {name} of dtype {array.dtype}"
+            f"`{name}` must be integer class ids (or float regression targets). "
+            f"Received: {name} of dtype {array.dtype}"
         )
     if array.min() < 0:
         raise ValueError(f"`{name}` must be >= 0. Received: a label {array.min()}")

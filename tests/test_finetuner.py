@@ -67,3 +67,21 @@ def test_fit_rejects_unlabeled_data(tiny_encoder, tokenizer):
     ds = pl.data.text_dataset(["a dog", "a cat"], tokenizer, sequence_length=8)
     with pytest.raises(ValueError, match="labels"):
         ft.fit(ds, verbose=0)
+
+
+def test_summary_says_backbone_head_policy_stage_and_what_trains(tiny_encoder, tokenizer):
+    lines = []
+    ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
+                      policy=pl.freezing.FreezeThenUnfreeze(freeze_epochs=1))
+    assert ft.summary(print_fn=lines.append) is None
+    text = lines[0]
+    assert 'TextEncoder "text_encoder' in text and "groups embeddings, block_0, block_1" in text
+    assert "Classifier(num_classes=6): 198 params" in text  # 32 * 6 + 6
+    assert "FreezeThenUnfreeze(), in stage 0 of 2" in text
+    assert "trainable  198 of" in text
+    ft.summary(print_fn=lambda line, **_: lines.append(line), layers=True)
+    assert len(lines) > 2 and "Total params" in "\n".join(lines[2:])  # Keras's table
+    pre = pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer))
+    lines.clear()
+    pre.summary(print_fn=lines.append)
+    assert "objective  MaskedLM(" in lines[0] and "trainable" in lines[0]

@@ -287,3 +287,40 @@ def test_frozen_convnet_keeps_batch_norm_statistics(fm):
 def test_image_classification_rejects_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         pl.objectives.ImageClassification(**kwargs)
+
+
+# === Regression head ===
+def test_regressor_learns_how_much_of_a_real_image_is_ink(fm, tmp_path):
+    ink = lambda images: (images > 64).mean(axis=(1, 2))  # noqa: E731
+    images, mean, std = fm.train.images[:256], ink(fm.train.images).mean(), ink(
+        fm.train.images).std()
+    target = ((ink(images) - mean) / std).astype("float32")  # standardized
+    ft = pl.FineTuner(small_convnet(), pl.heads.Regressor(dropout=0.0),
+                      policy=pl.freezing.FullFineTune())
+    ft.compile(learning_rate=3e-3)
+    data = pl.data.image_dataset(images, target, batch_size=32, seed=0)
+    history = ft.fit(data, epochs=4, verbose=0)
+    assert set(history.history) >= {"loss", "mae", "rmse"}
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0], history.history
+    x = images[:8]
+    assert ft.predict(x, verbose=0).shape == (8,)
+    ft.save(tmp_path / "regressor.keras")
+    np.testing.assert_allclose(keras.saving.load_model(tmp_path / "regressor.keras")
+                               .predict(x, verbose=0), ft.predict(x, verbose=0), atol=1e-5)
+    test = fm.test.images[:256]
+    report = pl.Evaluator(metrics=["mae", "rmse", "r2"]).evaluate(
+        ft, pl.data.image_dataset(test, ((ink(test) - mean) / std).astype("float32"),
+                                  shuffle=False))
+    assert set(report.metrics) == {"mae", "rmse", "r2"} and report.metrics["r2"] > 0.5, report
+
+
+def test_float_labels_go_to_a_regressor_not_a_classifier(fm):
+    ft = pl.FineTuner(small_convnet(), pl.heads.Classifier(10))
+    ft.compile()
+    data = pl.data.image_dataset(fm.train.images[:32], np.ones(32, "float32"))
+    with pytest.raises(ValueError, match="Regressor"):
+        ft.fit(data, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="finite"):
+        pl.data.image_dataset(fm.train.images[:2], np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="outputs"):
+        pl.heads.Regressor(outputs=0)

@@ -16,9 +16,13 @@ def layer_groups(model: keras.Model, patterns: dict | None = None
                  ) -> dict[str, list[keras.layers.Layer]]:
     """Returns `{group_name: [layers]}` ordered from the input to the output.
 
-    Without `patterns`, backbones of this library give their own `layer_groups`, and
-    any other Keras model gets one group per top-level layer that owns weights,
-    named after it, in the order the model lists its layers.
+    Without `patterns`, backbones of this library give their own `layer_groups`;
+    transformer backbones with numbered blocks (KerasHub's `transformer_layer_0`,
+    `transformer_layer_1`, ... as in `BertBackbone`, `RobertaBackbone`, `GPT2Backbone`)
+    get `embeddings` (every layer with weights below the first block), `block_0` ...
+    `block_{n-1}` (layers above the last block, such as a pooler or final norm, join
+    the top block); any other Keras model gets one group per top-level layer that
+    owns weights, named after it, in the order the model lists its layers.
 
     Args:
         model: a Keras model.
@@ -41,7 +45,8 @@ def layer_groups(model: keras.Model, patterns: dict | None = None
         groups = getattr(model, "layer_groups", None)
         if groups is not None:
             return dict(groups)
-        return {layer.name: [layer] for layer in model.layers if layer.weights}
+        return _numbered_blocks(model) or {
+            layer.name: [layer] for layer in model.layers if layer.weights}
     if not isinstance(patterns, dict) or not patterns:
         raise ValueError(
             "`groups` must be a non-empty dict {group name: layer-name pattern(s)}, e.g. "
@@ -71,4 +76,30 @@ def layer_groups(model: keras.Model, patterns: dict | None = None
             f"Layers {missing} of {model.name!r} have weights but match no group; add "
             "them to a group's patterns (or they could never train)."
         )
+    return groups
+
+
+# How KerasHub names the repeated blocks of its transformer backbones.
+_BLOCK = re.compile(r"(transformer_layer|decoder_block|encoder_layer|transformer_block)_(\d+)")
+
+
+def _numbered_blocks(model: keras.Model) -> dict | None:
+    """Groups by numbered transformer blocks, or None when the model has no run
+    `<prefix>_0 .. <prefix>_{n-1}` (n >= 1) in order between weighted layers."""
+    weighted = [layer for layer in model.layers if layer.weights]
+    found = [(i, _BLOCK.fullmatch(layer.name)) for i, layer in enumerate(weighted)]
+    found = [(i, m) for i, m in found if m]
+    if not found or len({m.group(1) for _, m in found}) != 1:
+        return None
+    positions = [i for i, _ in found]
+    numbers = [int(m.group(2)) for _, m in found]
+    if numbers != list(range(len(found))) or positions != list(
+            range(positions[0], positions[0] + len(found))):
+        return None
+    groups = {}
+    if positions[0]:
+        groups["embeddings"] = weighted[:positions[0]]
+    for n, i in enumerate(positions):
+        groups[f"block_{n}"] = [weighted[i]]
+    groups[f"block_{len(positions) - 1}"] += weighted[positions[-1] + 1:]
     return groups

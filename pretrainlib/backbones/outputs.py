@@ -22,6 +22,52 @@ def model_input(model: keras.Model):
         return inputs[0] if len(inputs) == 1 else inputs
 
 
+def call_inputs(backbone: keras.Model):
+    """`(inputs, call)`: the inputs a model around `backbone` takes, and what it calls
+    the backbone with.
+
+    Usually both are the backbone's own inputs. Text backbones from KerasHub
+    (`BertBackbone` and kin) differ from what `pl.data.text_dataset` yields in two ways,
+    bridged here inside the graph so that fit, evaluate, predict and saved models agree:
+    they also take `segment_ids`, which single-segment text gets as zeros; and they
+    read `padding_mask` as 0/1 (a value of 2 would flip the attention mask), so the
+    document ids of packed rows become 1 there — packed documents then see each
+    other, as in RoBERTa's pretraining; `pl.backbones.TextEncoder` keeps them apart.
+
+    Example:
+    >>> import keras_hub, pretrainlib as pl
+    >>> bert = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=1,
+    ...     num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16)
+    >>> inputs, call = pl.backbones.outputs.call_inputs(bert)
+    >>> sorted(inputs), sorted(call)
+    (['padding_mask', 'token_ids'], ['padding_mask', 'segment_ids', 'token_ids'])
+    """
+    inputs = model_input(backbone)
+    if not isinstance(inputs, dict) or "token_ids" not in inputs:
+        return inputs, inputs
+    given = {name: tensor for name, tensor in inputs.items() if name != "segment_ids"}
+    call = dict(given)
+    if "segment_ids" in inputs:
+        call["segment_ids"] = keras.ops.zeros_like(inputs["token_ids"])
+    if "padding_mask" in inputs and not getattr(backbone, "reads_document_ids", False):
+        call["padding_mask"] = keras.ops.minimum(
+            keras.ops.cast(inputs["padding_mask"], "int32"), 1)
+    return given, call
+
+
+def sequence_features(outputs, backbone: keras.Model):
+    """`[batch, seq, features]`: `sequence_output` from a dict, or a rank-3 tensor."""
+    if isinstance(outputs, dict) and "sequence_output" in outputs:
+        return outputs["sequence_output"]
+    if not isinstance(outputs, dict) and len(outputs.shape) == 3:
+        return outputs
+    described = sorted(outputs) if isinstance(outputs, dict) else outputs.shape
+    raise ValueError(
+        f"Backbone {backbone.name!r} must return token features: a dict with "
+        f"'sequence_output' or a tensor [batch, sequence, features]. Received: {described}"
+    )
+
+
 def token_inputs(backbone: keras.Model, objective: str, example: str) -> dict:
     """The backbone's dict of inputs; raises unless it takes `token_ids`."""
     inputs = model_input(backbone)

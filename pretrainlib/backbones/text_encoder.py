@@ -56,6 +56,9 @@ class TextEncoder(keras_hub.models.Backbone):
     ((2, 32), ['embeddings', 'block_0', 'block_1'])
     """
 
+    # `padding_mask` may number the documents of a packed row (see DocumentMask).
+    reads_document_ids = True
+
     def __init__(
         self,
         vocab_size: int,

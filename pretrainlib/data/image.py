@@ -31,7 +31,7 @@ def image_dataset(
 
     Args:
         images: array `[n, height, width]` or `[n, height, width, channels]`.
-        labels: optional integer class ids, one per image.
+        labels: optional integer class ids, one per image (floats: regression targets).
         batch_size: images per batch.
         augment: a Keras layer, or a list of them, e.g.
             `[keras.layers.RandomFlip("horizontal"), keras.layers.RandomTranslation(0.1, 0.1)]`.

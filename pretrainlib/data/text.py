@@ -43,7 +43,7 @@ def text_dataset(
     Args:
         texts: list of strings.
         tokenizer: a `pl.text.WordPieceTokenizer`.
-        labels: optional integer class ids, one per text.
+        labels: optional integer class ids, one per text (floats: regression targets).
         batch_size: rows per batch.
         sequence_length: tokens per row, including `[CLS]` and `[SEP]`.
         pack: pack documents into full rows (pretraining only).

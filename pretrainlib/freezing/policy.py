@@ -10,6 +10,7 @@ import keras
 
 from pretrainlib import validation
 from pretrainlib.backbones.layer_groups import matches
+from pretrainlib.training.summary import count_params, human
 
 ALL = "all"
 HEAD = "head"
@@ -178,8 +179,8 @@ class FreezePolicy:
         rows = [["stage", f"{self.unit}s", *groups]]
         if model is not None:
             rows[0].append("trainable")
-            totals = [_count(group_variables(model.layer_groups[g])) for g in groups]
-            rows.append(["params", "", *(_human(n) for n in totals), _human(sum(totals))])
+            totals = [count_params(group_variables(model.layer_groups[g])) for g in groups]
+            rows.append(["params", "", *(human(n) for n in totals), human(sum(totals))])
         stages = self.stages_for(groups)
         for i, stage in enumerate(stages):
             start = stage.start_epoch
@@ -192,7 +193,7 @@ class FreezePolicy:
                 p = plans[g]
                 count = None
                 if model is not None and p.trains:
-                    count = _count(training_variables(p, model.layer_groups[g],
+                    count = count_params(training_variables(p, model.layer_groups[g],
                                                       model.trainable_candidates))
                 stage_total += count or 0
                 if not p.trains or count == 0:
@@ -201,9 +202,9 @@ class FreezePolicy:
                 cell = "train" if p.multiplier == 1 else f"x{p.multiplier:g}"
                 if p.only is not None:
                     cell += "(" + "|".join(p.only) + ")"
-                cells.append(cell if count is None else f"{cell} {_human(count)}")
+                cells.append(cell if count is None else f"{cell} {human(count)}")
             if model is not None:
-                cells.append(_human(stage_total))
+                cells.append(human(stage_total))
             rows.append([str(i), epochs, *cells])
         widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
         return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip()
@@ -297,20 +298,3 @@ def training_variables(plan: GroupPlan, layers, candidates: frozenset[int]) -> l
     """The variables of a group's `layers` that train under `plan`; `candidates` are
     the `id`s of the variables that may train at all."""
     return [v for v in group_variables(layers) if id(v) in candidates and plan.trains_variable(v)]
-
-
-def _count(variables) -> int:
-    total = 0
-    for v in variables:
-        n = 1
-        for d in v.shape:
-            n *= int(d)
-        total += n
-    return total
-
-
-def _human(n: int) -> str:
-    for unit, size in (("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)

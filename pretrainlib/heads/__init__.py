@@ -1,5 +1,6 @@
 """Small task heads that sit on a backbone's features."""
 
 from pretrainlib.heads.classifier import Classifier
+from pretrainlib.heads.regressor import Regressor
 
-__all__ = ["Classifier"]
+__all__ = ["Classifier", "Regressor"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import keras
 
 from pretrainlib import validation
+from pretrainlib.heads.dense_head import DenseHead
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
-class Classifier(keras.layers.Layer):
+class Classifier(DenseHead):
     """Dropout and a dense layer (optionally an MLP) from features to class logits.
 
     Takes a backbone's output: a tensor `[batch, features]` (a feature map
@@ -34,61 +35,14 @@ class Classifier(keras.layers.Layer):
 
     def __init__(self, num_classes: int, feature: str = "pooled_output",
                  hidden_dim: int | None = None, dropout: float = 0.1, **kwargs):
-        super().__init__(**kwargs)
         validation.positive_int("num_classes", num_classes)
         if num_classes < 2:
             raise ValueError(
                 f"`num_classes` must be at least 2. Received: num_classes={num_classes}"
             )
-        if hidden_dim is not None:
-            validation.positive_int("hidden_dim", hidden_dim)
-        validation.unit_interval("dropout", dropout)
+        super().__init__(num_classes, feature=feature, hidden_dim=hidden_dim,
+                         dropout=dropout, **kwargs)
         self.num_classes = num_classes
-        self.feature = feature
-        self.hidden_dim = hidden_dim
-        self.dropout = dropout
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
-        self.hidden = (keras.layers.Dense(hidden_dim, activation="gelu", name="hidden")
-                       if hidden_dim else None)
-        self.logits = keras.layers.Dense(num_classes, name="logits")
-
-    def _select(self, features):
-        if isinstance(features, dict):
-            if self.feature not in features:
-                raise ValueError(
-                    f"The backbone returns {sorted(features)}, but the head reads "
-                    f"`feature={self.feature!r}`. Pass one of those as `feature`."
-                )
-            features = features[self.feature]
-        return features
-
-    def _pool(self, x):
-        # A feature map [batch, h, w, c] (e.g. a keras.applications model built
-        # with include_top=False) is averaged over its spatial positions.
-        return keras.ops.mean(x, axis=tuple(range(1, len(x.shape) - 1))) if len(x.shape) > 2 else x
-
-    def build(self, input_shape):
-        shape = self._pooled_shape(input_shape)
-        if self.hidden is not None:
-            self.hidden.build(shape)
-            shape = tuple(shape[:-1]) + (self.hidden_dim,)
-        self.logits.build(shape)
-
-    def call(self, features, training=None):
-        x = self._pool(self._select(features))
-        if self.hidden is not None:
-            x = self.hidden(self.dropout_layer(x, training=training))
-        return self.logits(self.dropout_layer(x, training=training))
-
-    def compute_output_shape(self, input_shape):
-        return tuple(self._pooled_shape(input_shape)[:-1]) + (self.num_classes,)
-
-    def _pooled_shape(self, input_shape):
-        shape = tuple(self._select(input_shape))
-        return (shape[0], shape[-1])
 
     def get_config(self):
-        config = super().get_config()
-        config.update({"num_classes": self.num_classes, "feature": self.feature,
-                       "hidden_dim": self.hidden_dim, "dropout": self.dropout})
-        return config
+        return {**super().get_config(), "num_classes": self.num_classes}

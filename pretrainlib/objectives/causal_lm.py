@@ -7,7 +7,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from pretrainlib.backbones.outputs import model_input, token_inputs
+from pretrainlib.backbones.outputs import call_inputs, sequence_features, token_inputs
 from pretrainlib.objectives.objective import Objective
 from pretrainlib.training.losses import MaskedTokenCrossentropy
 
@@ -76,8 +76,8 @@ class CausalLM(Objective):
 
     # === Model ===
     def build(self, backbone: keras.Model):
-        inputs = dict(model_input(backbone))
-        sequence = backbone(inputs)["sequence_output"]
+        inputs, call = call_inputs(backbone)
+        sequence = sequence_features(backbone(call), backbone)
         if self.tie_weights:
             logits = backbone.token_embedding(sequence, reverse=True)
         else:

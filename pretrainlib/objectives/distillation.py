@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from pretrainlib.backbones.outputs import model_input
+from pretrainlib.backbones.outputs import call_inputs, model_input
 from pretrainlib import validation
 from pretrainlib.objectives.objective import Objective
 
@@ -92,8 +92,8 @@ class Distillation(Objective):
                                       "int32")
 
     def build(self, backbone: keras.Model):
-        inputs = model_input(backbone)
-        student = self.head(backbone(inputs))
+        inputs, call = call_inputs(backbone)
+        student = self.head(backbone(call))
         self.teacher.trainable = False
         teacher = self.teacher(inputs, training=False)
         # One output holding both, so the loss sees the teacher's logits.

@@ -9,7 +9,7 @@ import keras_hub
 import tensorflow as tf
 
 from pretrainlib import validation
-from pretrainlib.backbones.outputs import model_input, token_inputs
+from pretrainlib.backbones.outputs import call_inputs, sequence_features, token_inputs
 from pretrainlib.objectives import randomness
 from pretrainlib.objectives.objective import Objective
 from pretrainlib.training.losses import MaskedTokenCrossentropy
@@ -177,9 +177,9 @@ class MaskedLM(Objective):
 
     # === Model ===
     def build(self, backbone: keras.Model):
-        inputs = dict(model_input(backbone))
+        inputs, call = call_inputs(backbone)
         mask_positions = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
-        sequence = backbone(inputs)["sequence_output"]
+        sequence = sequence_features(backbone(call), backbone)
         head = keras_hub.layers.MaskedLMHead(
             vocabulary_size=self.vocab_size,
             token_embedding=backbone.token_embedding if self.tie_weights else None,

@@ -19,6 +19,7 @@ from keras.src.losses.loss import unscale_loss_for_distribution  # as Keras's st
 from pretrainlib import validation
 from pretrainlib.training import checkpoint as checkpointing
 from pretrainlib.training import precision as precision_module
+from pretrainlib.training import summary
 from pretrainlib.training.optimizers import SGD, AdamW, inner_optimizer
 from pretrainlib.training.schedules import WarmupLinearDecay
 
@@ -231,6 +232,22 @@ class TrainingCore:
                 return tf.nest.map_structure(lambda v: tf.expand_dims(v, 0), step(data))
 
         return super()._make_function(step_function)
+
+    def summary(self, print_fn=None, layers: bool = False, **kwargs) -> None:
+        """What this model is and what trains in it, in a few lines; `layers=True` (or
+        any argument of `keras.Model.summary`, e.g. `expand_nested=True`) adds Keras's
+        layer table."""
+        summary.render(f'{type(self).__name__} "{self.name}"', self._summary_rows(),
+                       print_fn)
+        if layers or kwargs:
+            super().summary(print_fn=print_fn, **kwargs)
+
+    def _summary_rows(self) -> list[tuple[str, str]]:
+        """`(label, text)` rows for `summary()`; subclasses put theirs first."""
+        total = summary.count_params(self.weights)
+        trainable = summary.count_params(self.trainable_weights)
+        return [("trainable", f"{summary.human(trainable)} of {summary.human(total)} "
+                              f"parameters ({100 * trainable / max(total, 1):.1f}%)")]
 
     def optimizer_variables(self) -> list:
         """The variables the optimizer keeps state for (all trainable ones here)."""

@@ -1,0 +1,69 @@
+"""A few lines saying what a Pretrainer or FineTuner is and what trains in it.
+
+Keras's `Model.summary()` lists every layer; for a backbone wrapped in a task model
+the questions are different: which backbone, which objective or head, which policy
+stage, how many of the parameters train. `TrainingCore.summary()` answers those and
+adds Keras's table on request.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Iterable, Sequence
+
+
+def count_params(variables: Iterable) -> int:
+    """Number of scalars in `variables`."""
+    total = 0
+    for variable in variables:
+        size = 1
+        for dim in variable.shape:
+            size *= int(dim)
+        total += size
+    return total
+
+
+def human(n: int) -> str:
+    """`1234567 -> '1.2M'`, `1500 -> '1.5k'`, `12 -> '12'`."""
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def describe(obj) -> str:
+    """`TypeName(key=value, ...)` with the plain values of `obj.get_config()` that
+    differ from the constructor's defaults, as scikit-learn prints estimators."""
+    try:
+        config = obj.get_config()
+    except (AttributeError, NotImplementedError):
+        config = {}
+    try:
+        defaults = {name: p.default for name, p in
+                    inspect.signature(type(obj).__init__).parameters.items()}
+    except (TypeError, ValueError):
+        defaults = {}
+    plain = (bool, int, float, str, type(None))
+    shown = [f"{key}={value!r}" for key, value in config.items()
+             if key in defaults and isinstance(value, plain) and value != defaults[key]]
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
+def backbone_line(backbone) -> str:
+    """`TextEncoder "text_encoder": 1.2M params`."""
+    return (f'{type(backbone).__name__} "{backbone.name}": '
+            f"{human(count_params(backbone.weights))} params")
+
+
+def render(title: str, rows: Sequence[tuple[str, str]], print_fn: Callable | None = None) -> str:
+    """Prints `title` and the `(label, text)` rows aligned (multi-line text indented);
+    returns the printed text."""
+    width = max(len(label) for label, _ in rows)
+    lines = [title]
+    for label, text in rows:
+        first, *rest = str(text).split("\n")
+        lines.append(f"  {label.ljust(width)}  {first}")
+        lines += [f"  {' ' * width}  {line}" for line in rest]
+    text = "\n".join(lines)
+    (print_fn or print)(text)
+    return text

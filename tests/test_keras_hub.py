@@ -1,0 +1,95 @@
+"""KerasHub backbones (built from config, offline) under the Pretrainer and FineTuner."""
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+
+import pretrainlib as pl
+from conftest import weights_of
+
+
+def bert(tokenizer, **kwargs):
+    config = dict(vocabulary_size=tokenizer.vocab_size, num_layers=2, num_heads=2,
+                  hidden_dim=32, intermediate_dim=64, max_sequence_length=32, dropout=0.0)
+    config.update(kwargs)
+    keras.utils.set_random_seed(0)
+    return keras_hub.models.BertBackbone(**config)
+
+
+def test_layer_groups_follow_the_transformer_blocks(tokenizer):
+    groups = pl.backbones.layer_groups(bert(tokenizer, num_layers=3))
+    named = {name: [layer.name for layer in layers] for name, layers in groups.items()}
+    assert named == {
+        "embeddings": ["token_embedding", "position_embedding", "segment_embedding",
+                       "embeddings_layer_norm"],
+        "block_0": ["transformer_layer_0"],
+        "block_1": ["transformer_layer_1"],
+        "block_2": ["transformer_layer_2", "pooled_dense"],  # the pooler joins the top
+    }
+    roberta = keras_hub.models.RobertaBackbone(
+        vocabulary_size=50, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
+        max_sequence_length=16)
+    assert list(pl.backbones.layer_groups(roberta)) == ["embeddings", "block_0", "block_1"]
+
+
+def test_masked_lm_pretrains_a_bert_backbone_on_packed_text(tokenizer, glosses):
+    backbone = bert(tokenizer)
+    pre = pl.Pretrainer(backbone, objective=pl.objectives.MaskedLM(tokenizer=tokenizer))
+    pre.compile(learning_rate=2e-3, warmup_ratio=0.05)
+    # Packed rows number their documents in `padding_mask`; BERT gets them as 0/1.
+    data = pl.data.text_dataset(glosses[:1024], tokenizer, batch_size=32,
+                                sequence_length=32, pack=True, seed=0)
+    pooler = weights_of([backbone.get_layer("pooled_dense")])
+    history = pre.fit(data, epochs=3, steps_per_epoch=12, verbose=0)
+    losses = history.history["loss"]
+    assert losses[0] > losses[1] > losses[2] and losses[2] < losses[0] - 0.25, losses
+    # MLM reads the token features; BERT's pooler gets no gradient (Keras says so
+    # once, as it does for KerasHub's own BertMaskedLM) and is left as it was.
+    assert all(np.array_equal(a, b) for a, b in zip(
+        pooler, weights_of([backbone.get_layer("pooled_dense")])))
+    assert pre.backbone is backbone
+
+
+def test_finetuner_trains_a_bert_backbone_under_gradual_unfreezing(labeled, tokenizer,
+                                                                    tmp_path):
+    backbone = bert(tokenizer)
+    ft = pl.FineTuner(backbone, pl.heads.Classifier(num_classes=6, dropout=0.0),
+                      policy=pl.freezing.GradualUnfreeze(every_epochs=1))
+    assert list(ft.layer_groups) == ["embeddings", "block_0", "block_1", "head"]
+    ft.compile(learning_rate=3e-3)
+    before = weights_of(ft.layer_groups["block_1"])
+    embeddings = weights_of(ft.layer_groups["embeddings"])
+    data = labeled(n=96, batch_size=16)
+    history = ft.fit(data, epochs=3, verbose=0)
+    losses = history.history["loss"]
+    assert losses[-1] < losses[0], losses
+    # Stage 2 unfroze block_1 (and the pooler); the embeddings never trained.
+    after = weights_of(ft.layer_groups["block_1"])
+    assert any(not np.allclose(a, b) for a, b in zip(before, after))
+    assert all(np.array_equal(a, b)
+               for a, b in zip(embeddings, weights_of(ft.layer_groups["embeddings"])))
+    # segment_ids are supplied inside the model: the dataset has none, and a saved
+    # model predicts the same after loading.
+    inputs = next(iter(labeled(n=16, shuffle=False)))[0]
+    assert sorted(inputs) == ["padding_mask", "token_ids"]
+    ft.save(tmp_path / "bert.keras")
+    loaded = keras.saving.load_model(tmp_path / "bert.keras")
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0),
+                               ft.predict(inputs, verbose=0), atol=1e-5)
+    assert isinstance(loaded.backbone, keras_hub.models.BertBackbone)
+
+
+def test_a_frozen_bert_backbone_is_run_once_and_its_features_cached(labeled, tokenizer):
+    ft = pl.FineTuner(bert(tokenizer), pl.heads.Classifier(num_classes=6),
+                      policy=pl.freezing.FeatureExtraction())
+    ft.compile(learning_rate=1e-2)
+    assert ft._use_feature_cache("auto", epochs=2, initial_epoch=0)
+    history = ft.fit(labeled(n=64), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_masked_lm_refuses_a_bert_whose_vocabulary_differs(tokenizer):
+    with pytest.raises(ValueError, match="vocab"):
+        pl.Pretrainer(bert(tokenizer, vocabulary_size=tokenizer.vocab_size + 1),
+                      objective=pl.objectives.MaskedLM(tokenizer=tokenizer))
