@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from pretrainlib import validation
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import call_inputs
 from pretrainlib.freezing.builtins import FreezeThenUnfreeze
@@ -49,6 +50,16 @@ class FineTuner(TrainingCore, keras.Model):
             the backbone's top-level layers yourself (see
             `pl.backbones.layer_groups`); default: the backbone's own groups, or one
             per layer with weights.
+        batchnorm: how the backbone's BatchNormalization layers fine-tune.
+            `"frozen"`: they never train and always normalize with their moving
+            statistics, as Keras's transfer-learning guide advises for pretrained
+            weights (a few hundred labels in small batches would otherwise replace
+            statistics learned on a large set). `"policy"`: they train with their
+            group, in training mode (batch statistics). `"auto"` (default):
+            `"policy"` for this library's backbones (their BatchNorm is set up for
+            small data), `"frozen"` for any other (`keras.applications`, ...).
+            Under `"frozen"`, `BitFit` trains no BatchNorm scale or offset: on a
+            ConvNet whose convolutions have no bias, pass `batchnorm="policy"`.
 
     Example:
     >>> import pretrainlib as pl
@@ -67,7 +78,7 @@ class FineTuner(TrainingCore, keras.Model):
 
     def __init__(self, backbone: keras.Model, head: keras.layers.Layer,
                  policy: FreezePolicy | None = None, current_stage: int | None = None,
-                 groups: dict | None = None, **kwargs):
+                 groups: dict | None = None, batchnorm: str = "auto", **kwargs):
         if not isinstance(backbone, keras.Model):
             raise TypeError(
                 "`backbone` must be a keras.Model (e.g. pl.backbones.TextEncoder). "
@@ -108,7 +119,14 @@ class FineTuner(TrainingCore, keras.Model):
         # Fail now, not at the first stage boundary, on groups the model lacks.
         for stage in range(policy.num_stages(names)):
             policy.plan(stage, names)
-        self._groups.candidates = trainable_candidates(self.layer_groups)
+        self.batchnorm = _resolve_batchnorm(batchnorm, backbone)
+        candidates = trainable_candidates(self.layer_groups)
+        if self.batchnorm == "frozen":
+            candidates -= {id(v) for layers in groups.values() for layer in layers
+                           for sub in layer._flatten_layers()
+                           if isinstance(sub, keras.layers.BatchNormalization)
+                           for v in sub.weights}
+        self._groups.candidates = candidates
         if current_stage is not None and not 0 <= current_stage < policy.num_stages(names):
             raise ValueError(
                 f"`current_stage` must index one of the policy's {policy.num_stages(names)} "
@@ -305,6 +323,7 @@ class FineTuner(TrainingCore, keras.Model):
             "policy": keras.saving.serialize_keras_object(self.policy),
             "current_stage": self.current_stage,
             "groups": self._groups.patterns,
+            "batchnorm": self.batchnorm,
             "name": self.name,
         }
 
@@ -314,6 +333,16 @@ class FineTuner(TrainingCore, keras.Model):
         for key in ("backbone", "head", "policy"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _resolve_batchnorm(batchnorm: str, backbone: keras.Model) -> str:
+    validation.one_of("batchnorm", batchnorm, ("auto", "frozen", "policy"))
+    if batchnorm != "auto":
+        return batchnorm
+    from pretrainlib import backbones  # the library's own, whose BatchNorm suits small data
+
+    ours = (backbones.ConvNet, backbones.VisionEncoder, backbones.TextEncoder)
+    return "policy" if isinstance(backbone, ours) else "frozen"
 
 
 class _Groups:

@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import pretrainlib as pl
+from conftest import weights_of
 
 
 @pytest.fixture(scope="module")
@@ -124,17 +125,62 @@ def test_vision_encoder_patches_groups_and_errors():
         pl.backbones.VisionEncoder(patch_size=5)
 
 
-def test_keras_applications_model_fine_tunes_as_a_backbone():
+def mobilenet():
     keras.utils.set_random_seed(0)
-    app = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False,
-                                         weights=None, alpha=0.35)
-    ft = pl.FineTuner(app, pl.heads.Classifier(3), policy=pl.freezing.FreezeThenUnfreeze(1))
-    x = np.random.rand(8, 32, 32, 3).astype("float32")
-    ds = tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4)
-    ft.compile(learning_rate=1e-3)
-    history = ft.fit(ds, epochs=2, verbose=0)
-    assert ft.output_shape == (None, 3) and ft.current_stage == 1
+    return keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False,
+                                          weights=None, alpha=0.35)
+
+
+def moving_statistics(model):
+    return [np.array(v) for layer in model.layers
+            if isinstance(layer, keras.layers.BatchNormalization)
+            for v in (layer.moving_mean, layer.moving_variance)]
+
+
+@pytest.mark.parametrize("policy", [pl.freezing.FreezeThenUnfreeze(1),
+                                    pl.freezing.GradualUnfreeze(every_epochs=1),
+                                    pl.freezing.LayerwiseLRDecay(0.7)],
+                         ids=lambda p: type(p).__name__)
+def test_keras_applications_model_fine_tunes_with_frozen_batchnorm(fm, policy):
+    app = mobilenet()
+    ft = pl.FineTuner(app, pl.heads.Classifier(3), policy=policy)
+    groups = list(ft.layer_groups)
+    assert groups[:3] == ["stem", "block_1", "block_2"] and groups[-3:] == [
+        "block_16", "top", "head"]  # its blocks, not its 104 layers
+    assert ft.batchnorm == "frozen"  # the default for a model not built by pretrainlib
+    subset = fm.train.classes([0, 1, 7])
+    images = np.repeat(subset.images[:48, :, :, None], 3, axis=-1)
+    data = tf.data.Dataset.from_tensor_slices((
+        tf.image.resize(images / 255, (32, 32)), subset.labels[:48])).batch(16)
+    statistics, block_16 = moving_statistics(app), weights_of(ft.layer_groups["block_16"])
+    ft.compile(learning_rate=3e-3)
+    history = ft.fit(data, epochs=3, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+    assert history.history["loss"][-1] < history.history["loss"][0], history.history
+    # The top block trained by the last epoch; BatchNorm never moved its statistics
+    # or trained its scale and offset.
+    after = weights_of(ft.layer_groups["block_16"])
+    trained = [not np.allclose(a, b) for a, b in zip(block_16, after)]
+    bn_params = [v for layer in app.layers if isinstance(layer, keras.layers.BatchNormalization)
+                 for v in (layer.gamma, layer.beta)]
+    assert any(trained) and not any(v.trainable for v in bn_params)
+    assert all(np.array_equal(a, b) for a, b in zip(statistics, moving_statistics(app)))
+
+
+def test_batchnorm_policy_trains_with_its_group_and_is_saved():
+    app = mobilenet()
+    ft = pl.FineTuner(app, pl.heads.Classifier(3), policy=pl.freezing.FullFineTune(),
+                      batchnorm="policy")
+    statistics = moving_statistics(app)
+    ft.compile(learning_rate=1e-3)
+    x = np.random.default_rng(0).random((8, 32, 32, 3), "float32")
+    ft.fit(tf.data.Dataset.from_tensor_slices((x, np.arange(8) % 3)).batch(4), epochs=1,
+           verbose=0)
+    assert not all(np.array_equal(a, b) for a, b in zip(statistics, moving_statistics(app)))
+    assert pl.FineTuner.from_config(ft.get_config()).batchnorm == "policy"
+    with pytest.raises(ValueError, match="batchnorm"):
+        pl.FineTuner(mobilenet(), pl.heads.Classifier(3), batchnorm="train")
+    assert pl.FineTuner(small_convnet(), pl.heads.Classifier(3)).batchnorm == "policy"
 
 
 # === Autoencoder ===

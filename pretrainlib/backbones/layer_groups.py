@@ -21,8 +21,12 @@ def layer_groups(model: keras.Model, patterns: dict | None = None
     `transformer_layer_1`, ... as in `BertBackbone`, `RobertaBackbone`, `GPT2Backbone`)
     get `embeddings` (every layer with weights below the first block), `block_0` ...
     `block_{n-1}` (layers above the last block, such as a pooler or final norm, join
-    the top block); any other Keras model gets one group per top-level layer that
-    owns weights, named after it, in the order the model lists its layers.
+    the top block); `keras.applications` models get `stem`, one group per block as
+    their layer names number them (`conv2_block1` in ResNet and DenseNet, `block_1`
+    in MobileNetV2, `block1a` in EfficientNet, `block1` in VGG, `stage_0_block_0` in
+    ConvNeXt; unnumbered layers between blocks join the block before) and `top`;
+    any other Keras model gets one group per top-level layer that owns weights,
+    named after it, in the order the model lists its layers.
 
     Args:
         model: a Keras model.
@@ -45,7 +49,7 @@ def layer_groups(model: keras.Model, patterns: dict | None = None
         groups = getattr(model, "layer_groups", None)
         if groups is not None:
             return dict(groups)
-        return _numbered_blocks(model) or {
+        return _numbered_blocks(model) or _named_blocks(model) or {
             layer.name: [layer] for layer in model.layers if layer.weights}
     if not isinstance(patterns, dict) or not patterns:
         raise ValueError(
@@ -103,3 +107,29 @@ def _numbered_blocks(model: keras.Model) -> dict | None:
         groups[f"block_{n}"] = [weighted[i]]
     groups[f"block_{len(positions) - 1}"] += weighted[positions[-1] + 1:]
     return groups
+
+
+# How keras.applications name the blocks of their convolutional networks.
+_NAMED_BLOCK = re.compile(r"stage_\d+_block_\d+|conv\d+_block\d+|block_?\d+[a-z]?")
+
+
+def _named_blocks(model: keras.Model) -> dict | None:
+    """`stem`, one group per named block, `top`; None unless two or more blocks."""
+    groups, current = {}, "stem"
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        found = _NAMED_BLOCK.search(layer.name)
+        if found:
+            current = found.group(0)
+        elif current != "stem" and groups.get(current) and _ends_blocks(model, layer):
+            current = "top"
+        groups.setdefault(current, []).append(layer)
+    blocks = [name for name in groups if name not in ("stem", "top")]
+    return groups if len(blocks) >= 2 else None
+
+
+def _ends_blocks(model: keras.Model, layer) -> bool:
+    """Whether no named block follows `layer` in the model."""
+    later = model.layers[model.layers.index(layer) + 1:]
+    return not any(_NAMED_BLOCK.search(other.name) for other in later if other.weights)

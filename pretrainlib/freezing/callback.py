@@ -26,7 +26,8 @@ def apply_stage(policy, stage: int, groups: dict, candidates: frozenset[int]) ->
 
     Returns `[(variable, lr multiplier), ...]` for the variables that train. A frozen
     layer also runs in inference mode (Keras's rule), so frozen BatchNorm layers keep
-    their moving statistics.
+    their moving statistics; so does a layer none of whose weights is a candidate
+    (e.g. BatchNorm under `FineTuner(batchnorm="frozen")`), in every stage.
     """
     plans = policy.plan(stage, groups)
     multipliers = []  # Keras variables are unhashable: a list of pairs
@@ -34,6 +35,10 @@ def apply_stage(policy, stage: int, groups: dict, candidates: frozenset[int]) ->
         plan = plans[name]
         for layer in layers:
             layer.trainable = plan.trains
+            if plan.trains:  # parts that may never train stay frozen (inference mode)
+                for sub in layer._flatten_layers(include_self=True):
+                    if sub.weights and not any(id(v) in candidates for v in sub.weights):
+                        sub.trainable = False
         for variable in group_variables(layers):
             if id(variable) in candidates:
                 variable.trainable = plan.trains_variable(variable)
