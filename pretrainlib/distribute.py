@@ -44,13 +44,13 @@ def auto(verbose: bool = True) -> tf.distribute.Strategy:
     Batch sizes stay global: a `text_dataset(batch_size=256)` under 8 replicas gives
     each 32 examples per step.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> strategy = pl.distribute.auto(verbose=False)
-    >>> with strategy.scope():
-    ...     backbone = pl.backbones.ConvNet(widths=(8,))
-    >>> strategy.num_replicas_in_sync >= 1
-    True
+    Examples:
+        >>> import pretrainlib as pl
+        >>> strategy = pl.distribute.auto(verbose=False)
+        >>> with strategy.scope():
+        ...     backbone = pl.backbones.ConvNet(widths=(8,))
+        >>> strategy.num_replicas_in_sync >= 1
+        True
     """
     resolver = _tpu_resolver()
     gpus = tf.config.list_logical_devices("GPU")

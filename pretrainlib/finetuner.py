@@ -61,19 +61,19 @@ class FineTuner(TrainingCore, keras.Model):
             Under `"frozen"`, `BitFit` trains no BatchNorm scale or offset: on a
             ConvNet whose convolutions have no bias, pass `batchnorm="policy"`.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> texts, labels = ["a small dog", "a large cat", "the dog barks"] * 4, [0, 1, 0] * 4
-    >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=40)
-    >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
-    ...                                    max_sequence_length=8)
-    >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(num_classes=2),
-    ...                   policy=pl.freezing.FreezeThenUnfreeze(freeze_epochs=1))
-    >>> ft.compile(learning_rate=1e-3)
-    >>> history = ft.fit(pl.data.text_dataset(texts, tok, labels=labels,
-    ...                                       sequence_length=8), epochs=2, verbose=0)
-    >>> ft.current_stage
-    1
+    Examples:
+        >>> import pretrainlib as pl
+        >>> texts, labels = ["a small dog", "a large cat", "the dog barks"] * 4, [0, 1, 0] * 4
+        >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=40)
+        >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
+        ...                                    max_sequence_length=8)
+        >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(num_classes=2),
+        ...                   policy=pl.freezing.FreezeThenUnfreeze(freeze_epochs=1))
+        >>> ft.compile(learning_rate=1e-3)
+        >>> history = ft.fit(pl.data.text_dataset(texts, tok, labels=labels,
+        ...                                       sequence_length=8), epochs=2, verbose=0)
+        >>> ft.current_stage
+        1
     """
 
     def __init__(self, backbone: keras.Model, head: keras.layers.Layer,
@@ -177,6 +177,8 @@ class FineTuner(TrainingCore, keras.Model):
             steps_per_epoch=None, initial_epoch=0, cache_features="auto", **kwargs):
         """Keras's `fit`, with the policy applied and, where it pays, cached features.
 
+        Every argument but `cache_features` is `keras.Model.fit`'s.
+
         Args:
             cache_features: `"auto"` (default): when every epoch of this call trains
                 the head alone and the backbone has no random layer (dropout,
@@ -184,7 +186,6 @@ class FineTuner(TrainingCore, keras.Model):
                 head is trained on them; same results, a fraction of the time. It
                 assumes `x` yields the same inputs every epoch: pass `False` if your
                 dataset augments. `True` insists (an error says why it cannot).
-            Others: as `keras.Model.fit`.
         """
         if y is not None:
             raise ValueError(

@@ -21,6 +21,8 @@ import keras
 import tensorflow as tf
 from keras.src.export.tfsm_layer import _list_variables_used_by_fns  # what TFSMLayer uses
 
+__all__ = ["SavedModelLayer", "export", "load_backbone"]
+
 _REMOTE = ("http://", "https://", "gs://")
 _ENDPOINTS = ("serve", "__call__")  # Keras 3 exports, then TF Hub-style modules
 
@@ -36,16 +38,16 @@ class SavedModelLayer(keras.layers.Layer):
             (`"serving_default"`). Default: the first of those that exists.
         trainable: whether the SavedModel's trainable variables train.
 
-    Example:
-    >>> import tempfile, keras, numpy as np, pretrainlib as pl
-    >>> inputs = keras.Input((4,))
-    >>> model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
-    >>> path = tempfile.mkdtemp() + "/dense"
-    >>> model.export(path, verbose=False)
-    >>> layer = pl.hub.SavedModelLayer(path)
-    >>> x = np.ones((2, 4), "float32")
-    >>> bool(np.allclose(layer(x), model(x), atol=1e-6)), len(layer.trainable_weights)
-    (True, 2)
+    Examples:
+        >>> import tempfile, keras, numpy as np, pretrainlib as pl
+        >>> inputs = keras.Input((4,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+        >>> path = tempfile.mkdtemp() + "/dense"
+        >>> model.export(path, verbose=False)
+        >>> layer = pl.hub.SavedModelLayer(path)
+        >>> x = np.ones((2, 4), "float32")
+        >>> bool(np.allclose(layer(x), model(x), atol=1e-6)), len(layer.trainable_weights)
+        (True, 2)
     """
 
     def __init__(self, handle: str, endpoint: str | None = None, trainable: bool = True,
@@ -109,15 +111,15 @@ def load_backbone(handle: str | os.PathLike, trainable: bool = True,
         A `keras.Model`; SavedModels come as one `SavedModelLayer` with the
         SavedModel's inputs.
 
-    Example:
-    >>> import tempfile, keras, numpy as np, pretrainlib as pl
-    >>> inputs = keras.Input((4,))
-    >>> model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
-    >>> path = tempfile.mkdtemp() + "/dense.keras"
-    >>> model.save(path)
-    >>> backbone = pl.hub.load_backbone(path, trainable=False)
-    >>> len(backbone.trainable_weights), len(backbone.weights)
-    (0, 2)
+    Examples:
+        >>> import tempfile, keras, numpy as np, pretrainlib as pl
+        >>> inputs = keras.Input((4,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+        >>> path = tempfile.mkdtemp() + "/dense.keras"
+        >>> model.save(path)
+        >>> backbone = pl.hub.load_backbone(path, trainable=False)
+        >>> len(backbone.trainable_weights), len(backbone.weights)
+        (0, 2)
     """
     text = os.fspath(handle) if isinstance(handle, (str, os.PathLike)) else None
     if text is None:
@@ -151,14 +153,14 @@ def export(backbone: keras.Model, path: str | os.PathLike) -> str:
     `serve` function) that `tensorflow_hub.load`, `tf.saved_model.load` and
     `pl.hub.load_backbone` read back with the same outputs. Returns the path.
 
-    Example:
-    >>> import tempfile, keras, numpy as np, pretrainlib as pl
-    >>> inputs = keras.Input((4,))
-    >>> model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
-    >>> path = pl.hub.export(model, tempfile.mkdtemp() + "/exported")
-    >>> x = np.ones((2, 4), "float32")
-    >>> bool(np.allclose(pl.hub.load_backbone(path)(x), model(x), atol=1e-6))
-    True
+    Examples:
+        >>> import tempfile, keras, numpy as np, pretrainlib as pl
+        >>> inputs = keras.Input((4,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+        >>> path = pl.hub.export(model, tempfile.mkdtemp() + "/exported")
+        >>> x = np.ones((2, 4), "float32")
+        >>> bool(np.allclose(pl.hub.load_backbone(path)(x), model(x), atol=1e-6))
+        True
     """
     if not isinstance(backbone, keras.Model):
         raise TypeError(

@@ -32,18 +32,18 @@ class Pretrainer(TrainingCore, keras.Model):
         backbone: the model to pretrain (e.g. `pl.backbones.TextEncoder`).
         objective: a `pl.objectives.Objective` (e.g. `MaskedLM`).
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> texts = ["a small dog", "a large cat", "the dog barks at the cat"] * 20
-    >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=60)
-    >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
-    ...                                    max_sequence_length=16)
-    >>> pre = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tok))
-    >>> pre.compile(learning_rate=1e-3)
-    >>> ds = pl.data.text_dataset(texts, tok, batch_size=8, sequence_length=16, pack=True)
-    >>> history = pre.fit(ds, epochs=2, verbose=0)
-    >>> pre.backbone is encoder
-    True
+    Examples:
+        >>> import pretrainlib as pl
+        >>> texts = ["a small dog", "a large cat", "the dog barks at the cat"] * 20
+        >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=60)
+        >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
+        ...                                    max_sequence_length=16)
+        >>> pre = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tok))
+        >>> pre.compile(learning_rate=1e-3)
+        >>> ds = pl.data.text_dataset(texts, tok, batch_size=8, sequence_length=16, pack=True)
+        >>> history = pre.fit(ds, epochs=2, verbose=0)
+        >>> pre.backbone is encoder
+        True
     """
 
     def __init__(self, backbone: keras.Model, objective: Objective, **kwargs):

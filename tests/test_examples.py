@@ -1,7 +1,6 @@
 """Every notebook in examples/ runs top to bottom on a tiny budget (PRETRAINLIB_QUICK=1),
 so none can rot; the scripts are run by tests/test_demo.py."""
 
-import os
 import pathlib
 
 import nbclient

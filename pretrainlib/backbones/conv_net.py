@@ -26,11 +26,11 @@ class ConvNormAct(keras.layers.Layer):
     outputs zeros until it learns otherwise (for the last layer of a residual
     branch).
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.backbones.conv_net import ConvNormAct
-    >>> tuple(ConvNormAct(8, strides=2)(np.zeros((1, 28, 28, 1), "float32")).shape)
-    (1, 14, 14, 8)
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.backbones.conv_net import ConvNormAct
+        >>> tuple(ConvNormAct(8, strides=2)(np.zeros((1, 28, 28, 1), "float32")).shape)
+        (1, 14, 14, 8)
     """
 
     def __init__(self, filters: int, kernel_size: int = 3, strides: int = 1,
@@ -77,13 +77,13 @@ class ResidualBlock(keras.layers.Layer):
     shallow ConvNet trained for a few dozen steps on Fashion-MNIST learned markedly
     slower with it.
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.backbones.conv_net import ResidualBlock
-    >>> x = np.random.rand(1, 8, 8, 4).astype("float32")
-    >>> block = ResidualBlock(4, zero_init=True)
-    >>> bool(np.allclose(block(x), np.maximum(x, 0)))  # starts as the identity
-    True
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.backbones.conv_net import ResidualBlock
+        >>> x = np.random.rand(1, 8, 8, 4).astype("float32")
+        >>> block = ResidualBlock(4, zero_init=True)
+        >>> bool(np.allclose(block(x), np.maximum(x, 0)))  # starts as the identity
+        True
     """
 
     def __init__(self, filters: int, strides: int = 1, norm: str | None = "batch",
@@ -151,14 +151,14 @@ class ConvNet(keras_hub.models.Backbone):
         norm: `"batch"`, `"group"` (8 groups) or None.
         norm_momentum: BatchNorm moving-average momentum.
 
-    Example:
-    >>> import numpy as np, pretrainlib as pl
-    >>> net = pl.backbones.ConvNet(input_shape=(28, 28, 1), widths=(8, 16))
-    >>> out = net(np.zeros((2, 28, 28, 1), "float32"))
-    >>> tuple(out["feature_map"].shape), tuple(out["pooled_output"].shape)
-    ((2, 14, 14, 16), (2, 16))
-    >>> list(net.layer_groups)
-    ['stem', 'stage_0', 'stage_1']
+    Examples:
+        >>> import numpy as np, pretrainlib as pl
+        >>> net = pl.backbones.ConvNet(input_shape=(28, 28, 1), widths=(8, 16))
+        >>> out = net(np.zeros((2, 28, 28, 1), "float32"))
+        >>> tuple(out["feature_map"].shape), tuple(out["pooled_output"].shape)
+        ((2, 14, 14, 16), (2, 16))
+        >>> list(net.layer_groups)
+        ['stem', 'stage_0', 'stage_1']
     """
 
     def __init__(

@@ -34,16 +34,16 @@ def layer_groups(model: keras.Model, patterns: dict | None = None
             a group holds the top-level layers whose names fully match one of its
             patterns. Every layer with weights must fall in exactly one group.
 
-    Example:
-    >>> import keras, pretrainlib as pl
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="low_1"),
-    ...                           keras.layers.Dense(8, name="low_2"),
-    ...                           keras.layers.Dense(2, name="top")])
-    >>> list(pl.backbones.layer_groups(model))
-    ['low_1', 'low_2', 'top']
-    >>> groups = pl.backbones.layer_groups(model, {"low": "low_.*", "top": ["top"]})
-    >>> {name: [layer.name for layer in layers] for name, layers in groups.items()}
-    {'low': ['low_1', 'low_2'], 'top': ['top']}
+    Examples:
+        >>> import keras, pretrainlib as pl
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="low_1"),
+        ...                           keras.layers.Dense(8, name="low_2"),
+        ...                           keras.layers.Dense(2, name="top")])
+        >>> list(pl.backbones.layer_groups(model))
+        ['low_1', 'low_2', 'top']
+        >>> groups = pl.backbones.layer_groups(model, {"low": "low_.*", "top": ["top"]})
+        >>> {name: [layer.name for layer in layers] for name, layers in groups.items()}
+        {'low': ['low_1', 'low_2'], 'top': ['top']}
     """
     if patterns is None:
         groups = getattr(model, "layer_groups", None)

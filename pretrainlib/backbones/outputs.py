@@ -34,13 +34,13 @@ def call_inputs(backbone: keras.Model):
     document ids of packed rows become 1 there — packed documents then see each
     other, as in RoBERTa's pretraining; `pl.backbones.TextEncoder` keeps them apart.
 
-    Example:
-    >>> import keras_hub, pretrainlib as pl
-    >>> bert = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=1,
-    ...     num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16)
-    >>> inputs, call = pl.backbones.outputs.call_inputs(bert)
-    >>> sorted(inputs), sorted(call)
-    (['padding_mask', 'token_ids'], ['padding_mask', 'segment_ids', 'token_ids'])
+    Examples:
+        >>> import keras_hub, pretrainlib as pl
+        >>> bert = keras_hub.models.BertBackbone(vocabulary_size=50, num_layers=1,
+        ...     num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16)
+        >>> inputs, call = pl.backbones.outputs.call_inputs(bert)
+        >>> sorted(inputs), sorted(call)
+        (['padding_mask', 'token_ids'], ['padding_mask', 'segment_ids', 'token_ids'])
     """
     inputs = model_input(backbone)
     if not isinstance(inputs, dict) or "token_ids" not in inputs:

@@ -47,13 +47,13 @@ class TextEncoder(keras_hub.models.Backbone):
         causal: causal self-attention (each token sees only itself and earlier
             tokens), as GPT decoders have; needed by `pl.objectives.CausalLM`.
 
-    Example:
-    >>> import numpy as np, pretrainlib as pl
-    >>> encoder = pl.backbones.TextEncoder(vocab_size=100, num_layers=2, hidden_dim=32)
-    >>> out = encoder({"token_ids": np.ones((2, 8), "int32"),
-    ...                "padding_mask": np.ones((2, 8), "int32")})
-    >>> tuple(out["pooled_output"].shape), list(encoder.layer_groups)
-    ((2, 32), ['embeddings', 'block_0', 'block_1'])
+    Examples:
+        >>> import numpy as np, pretrainlib as pl
+        >>> encoder = pl.backbones.TextEncoder(vocab_size=100, num_layers=2, hidden_dim=32)
+        >>> out = encoder({"token_ids": np.ones((2, 8), "int32"),
+        ...                "padding_mask": np.ones((2, 8), "int32")})
+        >>> tuple(out["pooled_output"].shape), list(encoder.layer_groups)
+        ((2, 32), ['embeddings', 'block_0', 'block_1'])
     """
 
     # `padding_mask` may number the documents of a packed row (see DocumentMask).
@@ -175,11 +175,11 @@ class DocumentMask(keras.layers.Layer):
     nonzero `padding_mask` values; plain 0/1 masks make one document per row) and,
     if `causal`, the key at or before the query.
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.backbones.text_encoder import DocumentMask
-    >>> DocumentMask()(np.array([[1, 1, 2, 0]]))[0].numpy().astype(int).tolist()
-    [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.backbones.text_encoder import DocumentMask
+        >>> DocumentMask()(np.array([[1, 1, 2, 0]]))[0].numpy().astype(int).tolist()
+        [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 0]]
     """
 
     def __init__(self, causal: bool = False, **kwargs):

@@ -30,18 +30,21 @@ class VisionEncoder(keras_hub.models.Backbone):
         input_shape: `(height, width, channels)`; height and width divisible by
             `patch_size`.
         patch_size: side of the square patches.
-        num_layers, hidden_dim, num_heads, intermediate_dim, dropout: as in
-            `pl.backbones.TextEncoder`.
+        num_layers: transformer blocks (as in `pl.backbones.TextEncoder`).
+        hidden_dim: width of the patch features.
+        num_heads: attention heads per block.
+        intermediate_dim: width of each block's feed-forward layer.
+        dropout: dropout rate inside the encoder.
 
-    Example:
-    >>> import numpy as np, pretrainlib as pl
-    >>> vit = pl.backbones.VisionEncoder(input_shape=(28, 28, 1), patch_size=7,
-    ...                                  num_layers=2, hidden_dim=32)
-    >>> out = vit(np.zeros((2, 28, 28, 1), "float32"))
-    >>> tuple(out["sequence_output"].shape), tuple(out["feature_map"].shape)
-    ((2, 16, 32), (2, 4, 4, 32))
-    >>> list(vit.layer_groups)
-    ['embeddings', 'block_0', 'block_1']
+    Examples:
+        >>> import numpy as np, pretrainlib as pl
+        >>> vit = pl.backbones.VisionEncoder(input_shape=(28, 28, 1), patch_size=7,
+        ...                                  num_layers=2, hidden_dim=32)
+        >>> out = vit(np.zeros((2, 28, 28, 1), "float32"))
+        >>> tuple(out["sequence_output"].shape), tuple(out["feature_map"].shape)
+        ((2, 16, 32), (2, 4, 4, 32))
+        >>> list(vit.layer_groups)
+        ['embeddings', 'block_0', 'block_1']
     """
 
     def __init__(

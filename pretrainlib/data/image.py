@@ -38,14 +38,14 @@ def image_dataset(
         shuffle: reshuffle every epoch.
         seed: seed for shuffling.
 
-    Example:
-    >>> import keras, pretrainlib as pl
-    >>> fm = pl.datasets.fashion_mnist().train.sample(40, seed=0)
-    >>> ds = pl.data.image_dataset(fm.images, fm.labels, batch_size=8,
-    ...                            augment=[keras.layers.RandomTranslation(0.1, 0.1)])
-    >>> x, y = next(iter(ds))
-    >>> x.shape, x.dtype.name, y.shape
-    (TensorShape([8, 28, 28, 1]), 'float32', TensorShape([8]))
+    Examples:
+        >>> import keras, pretrainlib as pl
+        >>> fm = pl.datasets.fashion_mnist().train.sample(40, seed=0)
+        >>> ds = pl.data.image_dataset(fm.images, fm.labels, batch_size=8,
+        ...                            augment=[keras.layers.RandomTranslation(0.1, 0.1)])
+        >>> x, y = next(iter(ds))
+        >>> x.shape, x.dtype.name, y.shape
+        (TensorShape([8, 28, 28, 1]), 'float32', TensorShape([8]))
     """
     images = _check_images(images)
     validation.positive_int("batch_size", batch_size)

@@ -51,15 +51,15 @@ def text_dataset(
         shuffle: reshuffle every epoch.
         seed: seed for shuffling.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> texts = ["a small dog", "a large cat", "the dog barks"]
-    >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=40)
-    >>> ds = pl.data.text_dataset(texts, tok, labels=[0, 1, 0], batch_size=2,
-    ...                           sequence_length=8)
-    >>> x, y = next(iter(ds))
-    >>> x["token_ids"].shape, y.shape
-    (TensorShape([2, 8]), TensorShape([2]))
+    Examples:
+        >>> import pretrainlib as pl
+        >>> texts = ["a small dog", "a large cat", "the dog barks"]
+        >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=40)
+        >>> ds = pl.data.text_dataset(texts, tok, labels=[0, 1, 0], batch_size=2,
+        ...                           sequence_length=8)
+        >>> x, y = next(iter(ds))
+        >>> x["token_ids"].shape, y.shape
+        (TensorShape([2, 8]), TensorShape([2]))
     """
     texts = validation.string_list("texts", texts)
     validation.positive_int("batch_size", batch_size)

@@ -30,14 +30,14 @@ def from_tfds(name: str, split: str = "train", data_dir: str | os.PathLike | Non
         label: the `ClassLabel` feature (`-1` marks unlabeled examples).
         max_examples: read at most this many (the first ones in TFDS order).
 
-    Example:
-    >>> import tempfile, pretrainlib as pl
-    >>> part = pl.data.from_tfds("fashion_mnist_bundled", split="test[:12]",
-    ...                          data_dir=tempfile.mkdtemp(), download=True)
-    Downloading and preparing dataset ...
-    Dataset fashion_mnist_bundled downloaded and prepared to ...
-    >>> part.images.shape, part.class_names[0]  # TFDS lowercases class names
-    ((12, 28, 28, 1), 't-shirt/top')
+    Examples:
+        >>> import tempfile, pretrainlib as pl
+        >>> part = pl.data.from_tfds("fashion_mnist_bundled", split="test[:12]",
+        ...                          data_dir=tempfile.mkdtemp(), download=True)
+        Downloading and preparing dataset ...
+        Dataset fashion_mnist_bundled downloaded and prepared to ...
+        >>> part.images.shape, part.class_names[0]  # TFDS lowercases class names
+        ((12, 28, 28, 1), 't-shirt/top')
     """
     import tensorflow_datasets as tfds  # slow to import: only when used
 

@@ -19,14 +19,14 @@ _DATA_FILE = "fashion_mnist_subset.npz"
 class LabeledImages:
     """uint8 images `[n, height, width]` with integer labels indexing `class_names`.
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.datasets import LabeledImages
-    >>> data = LabeledImages(np.zeros((4, 2, 2), "uint8"), np.array([0, 0, 1, 2]),
-    ...                      ("a", "b", "c"))
-    >>> few = data.classes([1, 2])
-    >>> few.labels.tolist(), few.class_names
-    ([0, 1], ('b', 'c'))
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.datasets import LabeledImages
+        >>> data = LabeledImages(np.zeros((4, 2, 2), "uint8"), np.array([0, 0, 1, 2]),
+        ...                      ("a", "b", "c"))
+        >>> few = data.classes([1, 2])
+        >>> few.labels.tolist(), few.class_names
+        ([0, 1], ('b', 'c'))
     """
 
     images: np.ndarray
@@ -71,12 +71,12 @@ class FashionMNIST:
             include a validation or test image.
         class_names: the ten class names.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> fm = pl.datasets.fashion_mnist()
-    >>> few = fm.train.sample(100, seed=0)
-    >>> few.images.shape, sorted(set(few.labels.tolist())) == list(range(10))
-    ((100, 28, 28), True)
+    Examples:
+        >>> import pretrainlib as pl
+        >>> fm = pl.datasets.fashion_mnist()
+        >>> few = fm.train.sample(100, seed=0)
+        >>> few.images.shape, sorted(set(few.labels.tolist())) == list(range(10))
+        ((100, 28, 28), True)
     """
 
     train: LabeledImages
@@ -97,11 +97,11 @@ def fashion_mnist() -> FashionMNIST:
     licence is shipped as `pretrainlib/datasets/data/LICENSE.fashion_mnist`.
     Images are uint8 in [0, 255]; `pl.data.image_dataset` scales them to [0, 1].
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> fm = pl.datasets.fashion_mnist()
-    >>> len(fm.train), len(fm.validation), len(fm.test), fm.class_names[9]
-    (18000, 2000, 5000, 'ankle boot')
+    Examples:
+        >>> import pretrainlib as pl
+        >>> fm = pl.datasets.fashion_mnist()
+        >>> len(fm.train), len(fm.validation), len(fm.test), fm.class_names[9]
+        (18000, 2000, 5000, 'ankle boot')
     """
     return _load()
 

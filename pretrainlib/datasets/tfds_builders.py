@@ -4,11 +4,11 @@ Importing this module registers `wordnet_supersenses` and `fashion_mnist_bundled
 with TFDS; `pl.data.from_tfds` imports it. Preparing either reads the copy shipped
 in this package, so `download=True` downloads nothing.
 
-Example:
->>> import tensorflow_datasets as tfds
->>> import pretrainlib.datasets.tfds_builders
->>> tfds.builder("fashion_mnist_bundled").info.features["label"].names[:2]
-['t-shirt/top', 'trouser']
+Examples:
+    >>> import tensorflow_datasets as tfds
+    >>> import pretrainlib.datasets.tfds_builders
+    >>> tfds.builder("fashion_mnist_bundled").info.features["label"].names[:2]
+    ['t-shirt/top', 'trouser']
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ class WordnetSupersenses(tfds.core.GeneratorBasedBuilder):
     """WordNet 3.0 noun definitions labeled with their supersense (six classes), plus
     an `unlabeled` split of glosses for pretraining (label -1).
 
-    Example:
-    >>> from pretrainlib.datasets.tfds_builders import WordnetSupersenses
-    >>> WordnetSupersenses.name, WordnetSupersenses().info.supervised_keys
-    ('wordnet_supersenses', ('text', 'label'))
+    Examples:
+        >>> from pretrainlib.datasets.tfds_builders import WordnetSupersenses
+        >>> WordnetSupersenses.name, WordnetSupersenses().info.supervised_keys
+        ('wordnet_supersenses', ('text', 'label'))
     """
 
     VERSION = tfds.core.Version("1.0.0")
@@ -60,10 +60,10 @@ class WordnetSupersenses(tfds.core.GeneratorBasedBuilder):
 class FashionMnistBundled(tfds.core.GeneratorBasedBuilder):
     """Fashion-MNIST (MIT), 28 x 28 grayscale, ten classes, from pretrainlib's copy.
 
-    Example:
-    >>> from pretrainlib.datasets.tfds_builders import FashionMnistBundled
-    >>> FashionMnistBundled().info.features["image"].shape
-    (28, 28, 1)
+    Examples:
+        >>> from pretrainlib.datasets.tfds_builders import FashionMnistBundled
+        >>> FashionMnistBundled().info.features["image"].shape
+        (28, 28, 1)
     """
 
     VERSION = tfds.core.Version("1.0.0")

@@ -20,12 +20,13 @@ _DATA_FILE = "wordnet_glosses.tsv.gz"
 class LabeledTexts:
     """Texts with integer labels (`labels[i]` indexes `class_names`).
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.datasets import LabeledTexts
-    >>> data = LabeledTexts(["a dog", "a cat", "an oak"], np.array([0, 0, 1]), ("animal", "plant"))
-    >>> sorted(data.sample(2, seed=0).labels.tolist())
-    [0, 1]
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.datasets import LabeledTexts
+        >>> data = LabeledTexts(["a dog", "a cat", "an oak"], np.array([0, 0, 1]),
+        ...                     ("animal", "plant"))
+        >>> sorted(data.sample(2, seed=0).labels.tolist())
+        [0, 1]
     """
 
     texts: list[str]
@@ -57,11 +58,11 @@ class WordNetSupersenses:
             pretraining that never shows the model an evaluation gloss.
         class_names: the six supersenses.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> few = pl.datasets.wordnet_supersenses().train.sample(60, seed=0)
-    >>> len(few), len(set(few.labels.tolist()))
-    (60, 6)
+    Examples:
+        >>> import pretrainlib as pl
+        >>> few = pl.datasets.wordnet_supersenses().train.sample(60, seed=0)
+        >>> len(few), len(set(few.labels.tolist()))
+        (60, 6)
     """
 
     train: LabeledTexts
@@ -79,13 +80,13 @@ def wordnet_supersenses() -> WordNetSupersenses:
     Data: Princeton WordNet 3.0 from Debian's `wordnet-base` package; its licence is
     shipped as `pretrainlib/datasets/data/LICENSE.wordnet`.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> wn = pl.datasets.wordnet_supersenses()
-    >>> wn.class_names
-    ('animal', 'artifact', 'food', 'location', 'person', 'plant')
-    >>> len(wn.train) > 30000 and len(wn.unlabeled) > 100000
-    True
+    Examples:
+        >>> import pretrainlib as pl
+        >>> wn = pl.datasets.wordnet_supersenses()
+        >>> wn.class_names
+        ('animal', 'artifact', 'food', 'location', 'person', 'plant')
+        >>> len(wn.train) > 30000 and len(wn.unlabeled) > 100000
+        True
     """
     return _load()
 

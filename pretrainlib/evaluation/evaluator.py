@@ -45,14 +45,15 @@ class Evaluator:
         from_logits: whether classifiers output logits (as this library's heads do)
             rather than probabilities; ensembles and mistakes' confidences use it.
 
-    Example:
-    >>> import numpy as np, keras, tensorflow as tf, pretrainlib as pl
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    >>> ds = tf.data.Dataset.from_tensor_slices(
-    ...     (np.random.rand(10, 4).astype("float32"), np.arange(10) % 3)).batch(4)
-    >>> report = pl.Evaluator(metrics=["accuracy", "macro_f1"], bootstrap=200).evaluate(model, ds)
-    >>> sorted(report.metrics), report.num_examples, sorted(report.intervals)
-    (['accuracy', 'macro_f1'], 10, ['accuracy', 'macro_f1'])
+    Examples:
+        >>> import numpy as np, keras, tensorflow as tf, pretrainlib as pl
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        >>> ds = tf.data.Dataset.from_tensor_slices(
+        ...     (np.random.rand(10, 4).astype("float32"), np.arange(10) % 3)).batch(4)
+        >>> evaluator = pl.Evaluator(metrics=["accuracy", "macro_f1"], bootstrap=200)
+        >>> report = evaluator.evaluate(model, ds)
+        >>> sorted(report.metrics), report.num_examples, sorted(report.intervals)
+        (['accuracy', 'macro_f1'], 10, ['accuracy', 'macro_f1'])
     """
 
     def __init__(self, metrics: Sequence[str] | str = ("accuracy", "macro_f1"),
@@ -137,15 +138,15 @@ class Evaluator:
         pass the raw inputs in dataset order (e.g. the texts, to read them as text).
         Classification only. `plot_mistakes` draws image mistakes as a grid.
 
-        Example:
-        >>> import numpy as np, keras, tensorflow as tf, pretrainlib as pl
-        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
-        >>> ds = tf.data.Dataset.from_tensor_slices(
-        ...     (np.eye(2, dtype="float32"), np.array([1, 0]))).batch(2)
-        >>> mistakes = pl.Evaluator(["accuracy"]).most_confident_mistakes(
-        ...     model, ds, k=5, inputs=["first", "second"])
-        >>> all(m["input"] in ("first", "second") for m in mistakes)
-        True
+        Examples:
+            >>> import numpy as np, keras, tensorflow as tf, pretrainlib as pl
+            >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+            >>> ds = tf.data.Dataset.from_tensor_slices(
+            ...     (np.eye(2, dtype="float32"), np.array([1, 0]))).batch(2)
+            >>> mistakes = pl.Evaluator(["accuracy"]).most_confident_mistakes(
+            ...     model, ds, k=5, inputs=["first", "second"])
+            >>> all(m["input"] in ("first", "second") for m in mistakes)
+            True
         """
         if self.task != "classification":
             raise ValueError(f"Mistakes are for classification; this Evaluator is {self.task}.")

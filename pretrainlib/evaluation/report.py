@@ -24,12 +24,12 @@ class Report:
         task: the metrics' task (`classification`, `regression`, ...).
         confidence: the intervals' coverage.
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.evaluation import Report
-    >>> r = Report({"accuracy": 0.5}, np.array([[1, 1], [0, 0]]), ("a", "b"), 2)
-    >>> r.to_dict()["metrics"]
-    {'accuracy': 0.5}
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.evaluation import Report
+        >>> r = Report({"accuracy": 0.5}, np.array([[1, 1], [0, 0]]), ("a", "b"), 2)
+        >>> r.to_dict()["metrics"]
+        {'accuracy': 0.5}
     """
 
     metrics: dict[str, float]

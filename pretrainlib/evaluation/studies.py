@@ -21,12 +21,12 @@ class StudyReport:
         runs: list of `{"arm", "budget", "seed", **metrics}` dicts.
         metrics: the metric names reported.
 
-    Example:
-    >>> from pretrainlib.evaluation.studies import StudyReport
-    >>> r = StudyReport([{"arm": "a", "budget": 10, "seed": 0, "accuracy": 0.5},
-    ...                  {"arm": "a", "budget": 10, "seed": 1, "accuracy": 0.7}], ["accuracy"])
-    >>> r.summary()["a"][10]["accuracy"]["mean"]
-    0.6
+    Examples:
+        >>> from pretrainlib.evaluation.studies import StudyReport
+        >>> r = StudyReport([{"arm": "a", "budget": 10, "seed": 0, "accuracy": 0.5},
+        ...                  {"arm": "a", "budget": 10, "seed": 1, "accuracy": 0.7}], ["accuracy"])
+        >>> r.summary()["a"][10]["accuracy"]["mean"]
+        0.6
     """
 
     runs: list[dict]
@@ -109,15 +109,15 @@ def label_efficiency(evaluator, arms: Mapping[str, TrainFn], pool, test, budgets
         budgets: numbers of labeled examples.
         seeds: seeds per budget; seed `s` draws the same subset for every arm.
 
-    Example:
-    >>> import numpy as np, pretrainlib as pl
-    >>> from pretrainlib.datasets import LabeledImages
-    >>> pool = LabeledImages(np.zeros((40, 2, 2), "uint8"), np.arange(40) % 2, ("a", "b"))
-    >>> guess = lambda subset, seed: {"accuracy": float(subset.labels.mean())}
-    >>> study = pl.evaluation.label_efficiency(pl.Evaluator(["accuracy"]), {"guess": guess},
-    ...                                        pool, test=None, budgets=[4, 8], seeds=2)
-    >>> sorted(study.summary()["guess"])
-    [4, 8]
+    Examples:
+        >>> import numpy as np, pretrainlib as pl
+        >>> from pretrainlib.datasets import LabeledImages
+        >>> pool = LabeledImages(np.zeros((40, 2, 2), "uint8"), np.arange(40) % 2, ("a", "b"))
+        >>> guess = lambda subset, seed: {"accuracy": float(subset.labels.mean())}
+        >>> study = pl.evaluation.label_efficiency(pl.Evaluator(["accuracy"]), {"guess": guess},
+        ...                                        pool, test=None, budgets=[4, 8], seeds=2)
+        >>> sorted(study.summary()["guess"])
+        [4, 8]
     """
     if not arms:
         raise ValueError("`arms` is empty; pass {name: train(subset, seed)}.")
@@ -147,15 +147,15 @@ def cross_validate(evaluator, train: TrainFn, data, make_dataset: Callable, fold
         folds: number of folds (at least 2, at most the smallest class's size).
         seed: seed of the fold assignment.
 
-    Example:
-    >>> import numpy as np, pretrainlib as pl
-    >>> from pretrainlib.datasets import LabeledImages
-    >>> data = LabeledImages(np.zeros((30, 2, 2), "uint8"), np.arange(30) % 3, ("a", "b", "c"))
-    >>> majority = lambda part, fold: {"accuracy": 1 / 3}
-    >>> cv = pl.evaluation.cross_validate(pl.Evaluator(["accuracy"]), majority, data,
-    ...                                   make_dataset=None, folds=3)
-    >>> len(cv.runs), cv.summary()["cross-validation"][20]["accuracy"]["n"]
-    (3, 3)
+    Examples:
+        >>> import numpy as np, pretrainlib as pl
+        >>> from pretrainlib.datasets import LabeledImages
+        >>> data = LabeledImages(np.zeros((30, 2, 2), "uint8"), np.arange(30) % 3, ("a", "b", "c"))
+        >>> majority = lambda part, fold: {"accuracy": 1 / 3}
+        >>> cv = pl.evaluation.cross_validate(pl.Evaluator(["accuracy"]), majority, data,
+        ...                                   make_dataset=None, folds=3)
+        >>> len(cv.runs), cv.summary()["cross-validation"][20]["accuracy"]["n"]
+        (3, 3)
     """
     labels = np.asarray(data.labels)
     validation.positive_int("folds", folds)

@@ -12,11 +12,11 @@ from pretrainlib.freezing.policy import ALL, FreezePolicy, Stage
 class FeatureExtraction(FreezePolicy):
     """Linear probe: the backbone stays frozen; only the head trains.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> print(pl.freezing.FeatureExtraction().summary(["block_0", "head"]))
-    stage  epochs  block_0  head
-    0      0+      frozen   train
+    Examples:
+        >>> import pretrainlib as pl
+        >>> print(pl.freezing.FeatureExtraction().summary(["block_0", "head"]))
+        stage  epochs  block_0  head
+        0      0+      frozen   train
     """
 
     def __init__(self):
@@ -30,11 +30,11 @@ class FeatureExtraction(FreezePolicy):
 class FullFineTune(FreezePolicy):
     """Everything trains from the first step, at the same learning rate.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> print(pl.freezing.FullFineTune().summary(["block_0", "head"]))
-    stage  epochs  block_0  head
-    0      0+      train    train
+    Examples:
+        >>> import pretrainlib as pl
+        >>> print(pl.freezing.FullFineTune().summary(["block_0", "head"]))
+        stage  epochs  block_0  head
+        0      0+      train    train
     """
 
     def __init__(self):
@@ -58,13 +58,13 @@ class FreezeThenUnfreeze(FreezePolicy):
         backbone_lr_multiplier: learning-rate multiplier of the backbone groups
             after unfreezing, in (0, 1].
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> policy = pl.freezing.FreezeThenUnfreeze(freeze_epochs=2, backbone_lr_multiplier=0.5)
-    >>> print(policy.summary(["block_0", "head"]))
-    stage  epochs  block_0  head
-    0      0-1     frozen   train
-    1      2+      x0.5     train
+    Examples:
+        >>> import pretrainlib as pl
+        >>> policy = pl.freezing.FreezeThenUnfreeze(freeze_epochs=2, backbone_lr_multiplier=0.5)
+        >>> print(policy.summary(["block_0", "head"]))
+        stage  epochs  block_0  head
+        0      0-1     frozen   train
+        1      2+      x0.5     train
     """
 
     def __init__(self, freeze_epochs: int = 1, backbone_lr_multiplier: float = 1.0):
@@ -95,14 +95,14 @@ class GradualUnfreeze(FreezePolicy):
     Args:
         every_epochs: epochs per stage.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> policy = pl.freezing.GradualUnfreeze(every_epochs=2)
-    >>> print(policy.summary(["embeddings", "block_0", "head"]))
-    stage  epochs  embeddings  block_0  head
-    0      0-1     frozen      frozen   train
-    1      2-3     frozen      train    train
-    2      4+      train       train    train
+    Examples:
+        >>> import pretrainlib as pl
+        >>> policy = pl.freezing.GradualUnfreeze(every_epochs=2)
+        >>> print(policy.summary(["embeddings", "block_0", "head"]))
+        stage  epochs  embeddings  block_0  head
+        0      0-1     frozen      frozen   train
+        1      2-3     frozen      train    train
+        2      4+      train       train    train
     """
 
     def __init__(self, every_epochs: int = 1):
@@ -130,11 +130,11 @@ class LayerwiseLRDecay(FreezePolicy):
         decay: ratio between neighbouring groups, in (0, 1].
         freeze_epochs: optional epochs that train the head alone first.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> print(pl.freezing.LayerwiseLRDecay(0.5).summary(["embeddings", "block_0", "head"]))
-    stage  epochs  embeddings  block_0  head
-    0      0+      x0.25       x0.5     train
+    Examples:
+        >>> import pretrainlib as pl
+        >>> print(pl.freezing.LayerwiseLRDecay(0.5).summary(["embeddings", "block_0", "head"]))
+        stage  epochs  embeddings  block_0  head
+        0      0+      x0.25       x0.5     train
     """
 
     def __init__(self, decay: float = 0.8, freeze_epochs: int = 0):
@@ -167,11 +167,11 @@ class BitFit(FreezePolicy):
 
     About 0.1% of a BERT's parameters, and the optimizer keeps slots for those only.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> print(pl.freezing.BitFit().summary(["block_0", "head"]))
-    stage  epochs  block_0                 head
-    0      0+      train(bias|gamma|beta)  train
+    Examples:
+        >>> import pretrainlib as pl
+        >>> print(pl.freezing.BitFit().summary(["block_0", "head"]))
+        stage  epochs  block_0                 head
+        0      0+      train(bias|gamma|beta)  train
     """
 
     def __init__(self):

@@ -75,18 +75,18 @@ class PolicyCallback(keras.callbacks.Callback):
         candidates: `id`s of the variables that may train (default: computed with
             `trainable_candidates(groups)`).
 
-    Example:
-    >>> import keras, pretrainlib as pl
-    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="body"),
-    ...                           keras.layers.Dense(2, name="head")])
-    >>> model.compile(optimizer=pl.training.SGD(0.1), loss="mse")
-    >>> model.optimizer.build(model.trainable_variables)
-    >>> callback = pl.freezing.PolicyCallback(
-    ...     pl.freezing.FeatureExtraction(),
-    ...     {"body": [model.get_layer("body")], "head": [model.get_layer("head")]})
-    >>> callback.set_model(model)
-    >>> callback.apply(epoch=0), model.get_layer("body").trainable
-    (True, False)
+    Examples:
+        >>> import keras, pretrainlib as pl
+        >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="body"),
+        ...                           keras.layers.Dense(2, name="head")])
+        >>> model.compile(optimizer=pl.training.SGD(0.1), loss="mse")
+        >>> model.optimizer.build(model.trainable_variables)
+        >>> callback = pl.freezing.PolicyCallback(
+        ...     pl.freezing.FeatureExtraction(),
+        ...     {"body": [model.get_layer("body")], "head": [model.get_layer("head")]})
+        >>> callback.set_model(model)
+        >>> callback.apply(epoch=0), model.get_layer("body").trainable
+        (True, False)
     """
 
     def __init__(self, policy, groups: dict[str, list[keras.layers.Layer]],

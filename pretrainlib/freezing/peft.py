@@ -30,16 +30,16 @@ class LoRA(FreezePolicy):
         alpha: scale numerator (default `rank`, i.e. scale 1).
         targets: regular expressions on layer names.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> encoder = pl.backbones.TextEncoder(50, num_layers=1, hidden_dim=16,
-    ...                                    max_sequence_length=8)
-    >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(2), policy=pl.freezing.LoRA(rank=4))
-    >>> print(ft.policy.summary(ft).splitlines()[2].split()[2:])
-    ['frozen', 'train(lora_kernel_a|lora_kernel_b)', '320', 'train', '34', '354']
-    >>> merged = pl.freezing.LoRA.merge(ft.backbone)
-    >>> any("lora" in v.path for v in merged.weights)
-    False
+    Examples:
+        >>> import pretrainlib as pl
+        >>> encoder = pl.backbones.TextEncoder(50, num_layers=1, hidden_dim=16,
+        ...                                    max_sequence_length=8)
+        >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(2), policy=pl.freezing.LoRA(rank=4))
+        >>> print(ft.policy.summary(ft).splitlines()[2].split()[2:])
+        ['frozen', 'train(lora_kernel_a|lora_kernel_b)', '320', 'train', '34', '354']
+        >>> merged = pl.freezing.LoRA.merge(ft.backbone)
+        >>> any("lora" in v.path for v in merged.weights)
+        False
     """
 
     def __init__(self, rank: int = 8, alpha: float | None = None,
@@ -103,12 +103,12 @@ class Adapter(keras.layers.Layer):
     """A Houlsby adapter: `x + up(activation(down(x)))`, the up-projection starting
     at zero so that the adapted model starts as the pretrained one.
 
-    Example:
-    >>> import numpy as np, pretrainlib as pl
-    >>> adapter = pl.freezing.Adapter(bottleneck=4)
-    >>> x = np.ones((2, 3, 8), "float32")
-    >>> bool(np.array_equal(adapter(x), x))
-    True
+    Examples:
+        >>> import numpy as np, pretrainlib as pl
+        >>> adapter = pl.freezing.Adapter(bottleneck=4)
+        >>> x = np.ones((2, 3, 8), "float32")
+        >>> bool(np.array_equal(adapter(x), x))
+        True
     """
 
     def __init__(self, bottleneck: int, activation: str = "gelu", **kwargs):
@@ -146,16 +146,16 @@ class Adapters(FreezePolicy):
             the first layer of every backbone group but the lowest (for a
             `TextEncoder`, each transformer block).
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> encoder = pl.backbones.TextEncoder(50, num_layers=2, hidden_dim=16,
-    ...                                    max_sequence_length=8)
-    >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(2),
-    ...                   policy=pl.freezing.Adapters(bottleneck=4))
-    >>> list(ft.layer_groups)
-    ['embeddings', 'block_0', 'block_1', 'adapters', 'head']
-    >>> [a.name for a in ft.layer_groups["adapters"]]
-    ['transformer_layer_0_adapter', 'transformer_layer_1_adapter']
+    Examples:
+        >>> import pretrainlib as pl
+        >>> encoder = pl.backbones.TextEncoder(50, num_layers=2, hidden_dim=16,
+        ...                                    max_sequence_length=8)
+        >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(2),
+        ...                   policy=pl.freezing.Adapters(bottleneck=4))
+        >>> list(ft.layer_groups)
+        ['embeddings', 'block_0', 'block_1', 'adapters', 'head']
+        >>> [a.name for a in ft.layer_groups["adapters"]]
+        ['transformer_layer_0_adapter', 'transformer_layer_1_adapter']
     """
 
     def __init__(self, bottleneck: int = 16, targets=None):

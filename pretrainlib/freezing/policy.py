@@ -33,10 +33,10 @@ class Stage:
     the backbone groups (`0` is the bottom, `-1` the top), or as `"backbone"`, all
     groups but the head. A named group overrides `"backbone"`.
 
-    Example:
-    >>> from pretrainlib.freezing import Stage
-    >>> Stage(2, ["head", -1], {-1: 0.1}).get_config()
-    {'start_epoch': 2, 'trainable': ['head', -1], 'lr_multipliers': {-1: 0.1}, 'train_only': {}}
+    Examples:
+        >>> from pretrainlib.freezing import Stage
+        >>> Stage(2, ["head", -1], {-1: 0.1}).get_config()
+        {'start_epoch': 2, 'trainable': ['head', -1], 'lr_multipliers': {-1: 0.1}, 'train_only': {}}
     """
 
     start_epoch: int = 0
@@ -64,11 +64,11 @@ class GroupPlan:
     """What one group does in one stage: its rate multiplier (0 = frozen) and,
     if only some of its variables train, the name patterns of those.
 
-    Example:
-    >>> from pretrainlib.freezing import FreezePolicy, Stage
-    >>> policy = FreezePolicy([Stage(0, "all", {"block_0": 0.5}, {"block_0": ["bias"]})])
-    >>> policy.plan(0, ["block_0", "head"])["block_0"]
-    GroupPlan(multiplier=0.5, only=('bias',))
+    Examples:
+        >>> from pretrainlib.freezing import FreezePolicy, Stage
+        >>> policy = FreezePolicy([Stage(0, "all", {"block_0": 0.5}, {"block_0": ["bias"]})])
+        >>> policy.plan(0, ["block_0", "head"])["block_0"]
+        GroupPlan(multiplier=0.5, only=('bias',))
     """
 
     multiplier: float
@@ -105,17 +105,17 @@ class FreezePolicy:
         unit: `"epoch"` (default), or `"step"`: then `start_epoch` counts optimizer
             steps (`model.optimizer.iterations`) and a stage can begin mid-epoch.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> from pretrainlib.freezing import FreezePolicy, Stage
-    >>> policy = FreezePolicy([Stage(0, ["head"]),
-    ...                        Stage(2, "all", {"embeddings": 0.1})])
-    >>> policy.stage_index(3)
-    1
-    >>> print(policy.summary(["embeddings", "block_0", "head"]))
-    stage  epochs  embeddings  block_0  head
-    0      0-1     frozen      frozen   train
-    1      2+      x0.1        train    train
+    Examples:
+        >>> import pretrainlib as pl
+        >>> from pretrainlib.freezing import FreezePolicy, Stage
+        >>> policy = FreezePolicy([Stage(0, ["head"]),
+        ...                        Stage(2, "all", {"embeddings": 0.1})])
+        >>> policy.stage_index(3)
+        1
+        >>> print(policy.summary(["embeddings", "block_0", "head"]))
+        stage  epochs  embeddings  block_0  head
+        0      0-1     frozen      frozen   train
+        1      2+      x0.1        train    train
     """
 
     def __init__(self, stages: Sequence[Stage | dict], unit: str = "epoch"):

@@ -24,11 +24,11 @@ class Classifier(DenseHead):
         hidden_dim: optional width of one hidden layer before the output.
         dropout: dropout rate before each dense layer.
 
-    Example:
-    >>> import numpy as np, pretrainlib as pl
-    >>> head = pl.heads.Classifier(num_classes=3)
-    >>> tuple(head({"pooled_output": np.zeros((2, 16), "float32")}).shape)
-    (2, 3)
+    Examples:
+        >>> import numpy as np, pretrainlib as pl
+        >>> head = pl.heads.Classifier(num_classes=3)
+        >>> tuple(head({"pooled_output": np.zeros((2, 16), "float32")}).shape)
+        (2, 3)
     """
 
     task = "classification"

@@ -15,11 +15,11 @@ class DenseHead(keras.layers.Layer):
     averaged over positions first), or a dict from which it picks `feature`.
     Subclasses set `task` and what `units` is.
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.heads.dense_head import DenseHead
-    >>> tuple(DenseHead(units=4)(np.zeros((2, 5, 16), "float32")).shape)
-    (2, 4)
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.heads.dense_head import DenseHead
+        >>> tuple(DenseHead(units=4)(np.zeros((2, 5, 16), "float32")).shape)
+        (2, 4)
     """
 
     task = None

@@ -25,12 +25,12 @@ class Regressor(DenseHead):
         hidden_dim: optional width of one hidden layer before the output.
         dropout: dropout rate before each dense layer.
 
-    Example:
-    >>> import numpy as np, pretrainlib as pl
-    >>> tuple(pl.heads.Regressor()({"pooled_output": np.zeros((2, 16), "float32")}).shape)
-    (2,)
-    >>> tuple(pl.heads.Regressor(outputs=3)(np.zeros((2, 16), "float32")).shape)
-    (2, 3)
+    Examples:
+        >>> import numpy as np, pretrainlib as pl
+        >>> tuple(pl.heads.Regressor()({"pooled_output": np.zeros((2, 16), "float32")}).shape)
+        (2,)
+        >>> tuple(pl.heads.Regressor(outputs=3)(np.zeros((2, 16), "float32")).shape)
+        (2, 3)
     """
 
     task = "regression"

@@ -55,15 +55,15 @@ class Autoencoder(Objective):
         decoder_dim: width of the decoder's hidden layer (None: linear decoder for
             images, 256 for vectors).
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> images = pl.datasets.fashion_mnist().unlabeled[:64]
-    >>> net = pl.backbones.ConvNet(widths=(8, 16))
-    >>> pre = pl.Pretrainer(net, pl.objectives.Autoencoder(mask_ratio=0.5, patch_size=4))
-    >>> pre.compile(learning_rate=1e-3)
-    >>> history = pre.fit(pl.data.image_dataset(images), verbose=0)
-    >>> sorted(history.history)
-    ['loss', 'mse', 'psnr']
+    Examples:
+        >>> import pretrainlib as pl
+        >>> images = pl.datasets.fashion_mnist().unlabeled[:64]
+        >>> net = pl.backbones.ConvNet(widths=(8, 16))
+        >>> pre = pl.Pretrainer(net, pl.objectives.Autoencoder(mask_ratio=0.5, patch_size=4))
+        >>> pre.compile(learning_rate=1e-3)
+        >>> history = pre.fit(pl.data.image_dataset(images), verbose=0)
+        >>> sorted(history.history)
+        ['loss', 'mse', 'psnr']
     """
 
     def __init__(
@@ -192,12 +192,13 @@ class ReconstructionError(GlobalWeightedMean, keras.losses.Loss):
     """Mean squared error over the positions a per-position sample weight selects
     (all positions without weights): the masked-pixel loss of MAE / SimMIM.
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.objectives.autoencoder import ReconstructionError
-    >>> clean, predicted = np.zeros((1, 2, 2, 1)), np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])
-    >>> float(ReconstructionError()(clean, predicted, sample_weight=np.array([[[1, 1], [0, 0]]])))
-    0.5
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.objectives.autoencoder import ReconstructionError
+        >>> clean, predicted = np.zeros((1, 2, 2, 1)), np.array([[[[1.0], [0.0]], [[0.0], [0.0]]]])
+        >>> weights = np.array([[[1, 1], [0, 0]]])
+        >>> float(ReconstructionError()(clean, predicted, sample_weight=weights))
+        0.5
     """
 
     def __init__(self, name: str = "reconstruction_error",

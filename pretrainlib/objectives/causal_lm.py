@@ -29,21 +29,21 @@ class CausalLM(Objective):
         tie_weights: reuse the token embedding as the output layer (default); False
             adds a dense output layer, dropped after pretraining.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> texts = ["a small dog barks", "a large cat sleeps", "the dog sees the cat"] * 8
-    >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=60)
-    >>> decoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
-    ...                                    max_sequence_length=16, causal=True)
-    >>> pre = pl.Pretrainer(decoder, pl.objectives.CausalLM())
-    >>> pre.compile(learning_rate=3e-3)
-    >>> history = pre.fit(pl.data.text_dataset(texts, tok, batch_size=4, sequence_length=16,
-    ...                                        pack=True), epochs=1, verbose=0)
-    >>> sorted(history.history)
-    ['accuracy', 'loss', 'perplexity']
-    >>> text = pl.objectives.CausalLM.generate(pre, tok, "a small", max_new_tokens=3)
-    >>> text.startswith("a small")
-    True
+    Examples:
+        >>> import pretrainlib as pl
+        >>> texts = ["a small dog barks", "a large cat sleeps", "the dog sees the cat"] * 8
+        >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=60)
+        >>> decoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
+        ...                                    max_sequence_length=16, causal=True)
+        >>> pre = pl.Pretrainer(decoder, pl.objectives.CausalLM())
+        >>> pre.compile(learning_rate=3e-3)
+        >>> history = pre.fit(pl.data.text_dataset(texts, tok, batch_size=4, sequence_length=16,
+        ...                                        pack=True), epochs=1, verbose=0)
+        >>> sorted(history.history)
+        ['accuracy', 'loss', 'perplexity']
+        >>> text = pl.objectives.CausalLM.generate(pre, tok, "a small", max_new_tokens=3)
+        >>> text.startswith("a small")
+        True
     """
 
     def __init__(self, tie_weights: bool = True):

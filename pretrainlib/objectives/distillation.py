@@ -32,17 +32,17 @@ class Distillation(Objective):
         temperature: softmax temperature of the soft targets (> 0).
         alpha: weight of the hard-label cross-entropy, in [0, 1].
 
-    Example:
-    >>> import keras, numpy as np, tensorflow as tf, pretrainlib as pl
-    >>> x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
-    >>> teacher = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
-    >>> student = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
-    >>> objective = pl.objectives.Distillation(teacher, temperature=2.0, alpha=0.0)
-    >>> pre = pl.Pretrainer(student, objective)
-    >>> pre.compile(learning_rate=1e-2)
-    >>> history = pre.fit(tf.data.Dataset.from_tensor_slices(x).batch(16), verbose=0)
-    >>> sorted(history.history)
-    ['agreement', 'loss']
+    Examples:
+        >>> import keras, numpy as np, tensorflow as tf, pretrainlib as pl
+        >>> x = np.random.default_rng(0).normal(size=(64, 8)).astype("float32")
+        >>> teacher = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+        >>> student = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4)])
+        >>> objective = pl.objectives.Distillation(teacher, temperature=2.0, alpha=0.0)
+        >>> pre = pl.Pretrainer(student, objective)
+        >>> pre.compile(learning_rate=1e-2)
+        >>> history = pre.fit(tf.data.Dataset.from_tensor_slices(x).batch(16), verbose=0)
+        >>> sorted(history.history)
+        ['agreement', 'loss']
     """
 
     def __init__(self, teacher: keras.Model, head: keras.layers.Layer | None = None,
@@ -134,13 +134,14 @@ def _student_accuracy(y_true, outputs):
 class TeacherAgreement(keras.metrics.MeanMetricWrapper):
     """Fraction of examples where the student's top class is the teacher's.
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.objectives.distillation import TeacherAgreement
-    >>> m = TeacherAgreement()
-    >>> m.update_state(np.zeros(2), np.array([[[1.0, 0.0], [2.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]]))
-    >>> float(m.result())
-    0.5
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.objectives.distillation import TeacherAgreement
+        >>> m = TeacherAgreement()
+        >>> m.update_state(np.zeros(2),
+        ...                np.array([[[1.0, 0.0], [2.0, 0.0]], [[0.0, 1.0], [1.0, 0.0]]]))
+        >>> float(m.result())
+        0.5
     """
 
     def __init__(self, name: str = "agreement", **kwargs):
@@ -161,12 +162,12 @@ class DistillationLoss(keras.losses.Loss):
     """`alpha * CE(labels, student) + (1 - alpha) * T**2 * KL(teacher_T || student_T)`
     on stacked `[batch, 2, classes]` (student, teacher) logits.
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.objectives.distillation import DistillationLoss
-    >>> same = np.array([[[1.0, 2.0], [1.0, 2.0]]])  # the student matches the teacher
-    >>> round(float(DistillationLoss(temperature=2.0, alpha=0.0)(np.zeros(1), same)), 6)
-    0.0
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.objectives.distillation import DistillationLoss
+        >>> same = np.array([[[1.0, 2.0], [1.0, 2.0]]])  # the student matches the teacher
+        >>> round(float(DistillationLoss(temperature=2.0, alpha=0.0)(np.zeros(1), same)), 6)
+        0.0
     """
 
     def __init__(self, temperature: float = 2.0, alpha: float = 0.5, name: str = "distillation",

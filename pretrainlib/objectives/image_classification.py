@@ -23,15 +23,15 @@ class ImageClassification(Objective):
         dropout: dropout before the classification layer.
         label_smoothing: cross-entropy label smoothing.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> source = pl.datasets.fashion_mnist().train.classes([0, 1, 2, 3, 4]).sample(64)
-    >>> net = pl.backbones.ConvNet(widths=(8, 16))
-    >>> pre = pl.Pretrainer(net, pl.objectives.ImageClassification(num_classes=5))
-    >>> pre.compile(learning_rate=1e-3)
-    >>> history = pre.fit(pl.data.image_dataset(source.images, source.labels), verbose=0)
-    >>> sorted(history.history)
-    ['accuracy', 'loss']
+    Examples:
+        >>> import pretrainlib as pl
+        >>> source = pl.datasets.fashion_mnist().train.classes([0, 1, 2, 3, 4]).sample(64)
+        >>> net = pl.backbones.ConvNet(widths=(8, 16))
+        >>> pre = pl.Pretrainer(net, pl.objectives.ImageClassification(num_classes=5))
+        >>> pre.compile(learning_rate=1e-3)
+        >>> history = pre.fit(pl.data.image_dataset(source.images, source.labels), verbose=0)
+        >>> sorted(history.history)
+        ['accuracy', 'loss']
     """
 
     def __init__(self, num_classes: int, dropout: float = 0.0, label_smoothing: float = 0.0):

@@ -39,18 +39,18 @@ class MaskedLM(Objective):
             cannot fill in a piece from its other half. `mask_rate` is then the
             fraction of words selected. Needs `tokenizer` (or `continuation_ids`).
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> texts = ["a small dog", "a large cat", "the dog barks at the cat"]
-    >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=60)
-    >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
-    ...                                    max_sequence_length=16)
-    >>> pre = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tok))
-    >>> pre.compile(learning_rate=1e-3)
-    >>> history = pre.fit(pl.data.text_dataset(texts, tok, sequence_length=16),
-    ...                   epochs=1, verbose=0)
-    >>> sorted(history.history)
-    ['accuracy', 'loss']
+    Examples:
+        >>> import pretrainlib as pl
+        >>> texts = ["a small dog", "a large cat", "the dog barks at the cat"]
+        >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=60)
+        >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
+        ...                                    max_sequence_length=16)
+        >>> pre = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tok))
+        >>> pre.compile(learning_rate=1e-3)
+        >>> history = pre.fit(pl.data.text_dataset(texts, tok, sequence_length=16),
+        ...                   epochs=1, verbose=0)
+        >>> sorted(history.history)
+        ['accuracy', 'loss']
     """
 
     def __init__(

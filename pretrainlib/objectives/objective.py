@@ -30,21 +30,23 @@ class Objective:
     serializable objects: implement `get_config` and register the class with
     `keras.saving.register_keras_serializable`.
 
-    Example (a toy objective: reconstruct the pooled features of the inputs):
-    >>> import keras, pretrainlib as pl
-    >>> class PooledAutoencoder(pl.objectives.Objective):
-    ...     def transform(self, batch):
-    ...         return batch, batch["token_ids"][:, :1] * 0.0, None
-    ...     def build(self, backbone):
-    ...         inputs = backbone.input
-    ...         pooled = backbone(inputs)["pooled_output"]
-    ...         return inputs, keras.layers.Dense(1)(pooled)
-    ...     def loss(self):
-    ...         return "mse"
-    >>> encoder = pl.backbones.TextEncoder(vocab_size=50, num_layers=1, hidden_dim=16)
-    >>> pre = pl.Pretrainer(encoder, PooledAutoencoder())
-    >>> pre.output_shape
-    (None, 1)
+    The example is a toy objective that reconstructs a constant from pooled features.
+
+    Examples:
+        >>> import keras, pretrainlib as pl
+        >>> class PooledAutoencoder(pl.objectives.Objective):
+        ...     def transform(self, batch):
+        ...         return batch, batch["token_ids"][:, :1] * 0.0, None
+        ...     def build(self, backbone):
+        ...         inputs = backbone.input
+        ...         pooled = backbone(inputs)["pooled_output"]
+        ...         return inputs, keras.layers.Dense(1)(pooled)
+        ...     def loss(self):
+        ...         return "mse"
+        >>> encoder = pl.backbones.TextEncoder(vocab_size=50, num_layers=1, hidden_dim=16)
+        >>> pre = pl.Pretrainer(encoder, PooledAutoencoder())
+        >>> pre.output_shape
+        (None, 1)
     """
 
     def validate_backbone(self, backbone: keras.Model) -> None:

@@ -46,15 +46,15 @@ def _next_seed() -> tf.Tensor | None:
 def uniform(shape, minval=0, maxval=None, dtype="float32") -> tf.Tensor:
     """Like `tf.random.uniform`, drawn from the current batch's seed.
 
-    Example:
-    >>> import tensorflow as tf
-    >>> from pretrainlib.objectives import randomness
-    >>> with randomness.batch_seed(tf.constant([1, 2])):
-    ...     a = randomness.uniform([3])
-    >>> with randomness.batch_seed(tf.constant([1, 2])):
-    ...     b = randomness.uniform([3])
-    >>> bool(tf.reduce_all(a == b))
-    True
+    Examples:
+        >>> import tensorflow as tf
+        >>> from pretrainlib.objectives import randomness
+        >>> with randomness.batch_seed(tf.constant([1, 2])):
+        ...     a = randomness.uniform([3])
+        >>> with randomness.batch_seed(tf.constant([1, 2])):
+        ...     b = randomness.uniform([3])
+        >>> bool(tf.reduce_all(a == b))
+        True
     """
     seed = _next_seed()
     if seed is None:

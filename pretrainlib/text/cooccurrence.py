@@ -49,17 +49,17 @@ def cooccurrence_embeddings(
         iterations: power iterations of the randomized SVD.
         seed: seed of the random projections and the random rows.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> texts = ["a small dog barks", "a small cat mews", "the dog and the cat"] * 5
-    >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=40)
-    >>> matrix = pl.text.cooccurrence_embeddings(texts, tok, dim=4)
-    >>> matrix.shape == (tok.vocab_size, 4)
-    True
-    >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=4,
-    ...                                    num_heads=1, max_sequence_length=8)
-    >>> encoder.token_embedding.embeddings.assign(matrix)  # doctest: +ELLIPSIS
-    <...>
+    Examples:
+        >>> import pretrainlib as pl
+        >>> texts = ["a small dog barks", "a small cat mews", "the dog and the cat"] * 5
+        >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=40)
+        >>> matrix = pl.text.cooccurrence_embeddings(texts, tok, dim=4)
+        >>> matrix.shape == (tok.vocab_size, 4)
+        True
+        >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=4,
+        ...                                    num_heads=1, max_sequence_length=8)
+        >>> encoder.token_embedding.embeddings.assign(matrix)  # doctest: +ELLIPSIS
+        <...>
     """
     validation.positive_int("dim", dim)
     validation.positive_int("window", window)

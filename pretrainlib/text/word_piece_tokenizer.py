@@ -30,15 +30,15 @@ class WordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
         lowercase: lowercase inputs before splitting.
         **kwargs: passed to `keras_hub.tokenizers.WordPieceTokenizer`.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> tok = pl.text.WordPieceTokenizer.train(
-    ...     ["a small dog", "a large cat", "the dog barks"], vocab_size=40)
-    >>> tok.detokenize(tok.tokenize("a dog"))
-    'a dog'
-    >>> out = tok.encode(["a dog", "a large cat barks"], sequence_length=8)
-    >>> out["token_ids"].shape, out["padding_mask"].dtype
-    (TensorShape([2, 8]), tf.int32)
+    Examples:
+        >>> import pretrainlib as pl
+        >>> tok = pl.text.WordPieceTokenizer.train(
+        ...     ["a small dog", "a large cat", "the dog barks"], vocab_size=40)
+        >>> tok.detokenize(tok.tokenize("a dog"))
+        'a dog'
+        >>> out = tok.encode(["a dog", "a large cat barks"], sequence_length=8)
+        >>> out["token_ids"].shape, out["padding_mask"].dtype
+        (TensorShape([2, 8]), tf.int32)
     """
 
     def __init__(self, vocabulary=None, lowercase: bool = True, **kwargs):

@@ -46,18 +46,18 @@ class Checkpoint(keras.callbacks.Callback):
         keep: how many of the newest checkpoints to keep.
         resume: if False, existing checkpoints are deleted when `fit` starts.
 
-    Example:
-    >>> import tempfile, numpy as np, tensorflow as tf, pretrainlib as pl
-    >>> backbone = pl.backbones.ConvNet(input_shape=(8, 8, 1), widths=(4,))
-    >>> ft = pl.FineTuner(backbone, pl.heads.Classifier(2))
-    >>> ft.compile(learning_rate=1e-2)
-    >>> data = tf.data.Dataset.from_tensor_slices(
-    ...     (np.zeros((8, 8, 8, 1), "float32"), np.arange(8) % 2)).batch(4)
-    >>> folder = tempfile.mkdtemp()
-    >>> _ = ft.fit(data, epochs=2, verbose=0,
-    ...            callbacks=[pl.training.Checkpoint(folder, every_steps=1, keep=2)])
-    >>> [p.name for p in pl.training.Checkpoint(folder).checkpoints()]
-    ['step-000003', 'step-000004']
+    Examples:
+        >>> import tempfile, numpy as np, tensorflow as tf, pretrainlib as pl
+        >>> backbone = pl.backbones.ConvNet(input_shape=(8, 8, 1), widths=(4,))
+        >>> ft = pl.FineTuner(backbone, pl.heads.Classifier(2))
+        >>> ft.compile(learning_rate=1e-2)
+        >>> data = tf.data.Dataset.from_tensor_slices(
+        ...     (np.zeros((8, 8, 8, 1), "float32"), np.arange(8) % 2)).batch(4)
+        >>> folder = tempfile.mkdtemp()
+        >>> _ = ft.fit(data, epochs=2, verbose=0,
+        ...            callbacks=[pl.training.Checkpoint(folder, every_steps=1, keep=2)])
+        >>> [p.name for p in pl.training.Checkpoint(folder).checkpoints()]
+        ['step-000003', 'step-000004']
     """
 
     def __init__(self, directory: str | os.PathLike, every_steps: int | None = None,
@@ -209,16 +209,16 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
     step and the last good checkpoint, which a later `fit` resumes from. Add it to
     a plain Keras model's callbacks yourself.
 
-    Example:
-    >>> import keras, numpy as np, pretrainlib as pl
-    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    >>> model.compile("sgd", "mse")
-    >>> try:
-    ...     model.fit(np.array([[np.nan, 1.0]]), np.zeros(1), verbose=0,
-    ...               callbacks=[pl.training.NonFiniteLossGuard()])
-    ... except FloatingPointError as error:
-    ...     print(str(error).split(";")[0])
-    The training loss became nan at step 1 (epoch 1, batch 1)
+    Examples:
+        >>> import keras, numpy as np, pretrainlib as pl
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile("sgd", "mse")
+        >>> try:
+        ...     model.fit(np.array([[np.nan, 1.0]]), np.zeros(1), verbose=0,
+        ...               callbacks=[pl.training.NonFiniteLossGuard()])
+        ... except FloatingPointError as error:
+        ...     print(str(error).split(";")[0])
+        The training loss became nan at step 1 (epoch 1, batch 1)
     """
 
     def __init__(self, checkpoint: Checkpoint | None = None, skip: bool = False,

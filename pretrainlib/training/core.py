@@ -69,16 +69,16 @@ class TrainingCore:
 
     Put it before `keras.Model` in the bases and implement `default_loss()`.
 
-    Example:
-    >>> import keras, pretrainlib as pl
-    >>> class Regressor(pl.training.TrainingCore, keras.Model):
-    ...     def default_loss(self):
-    ...         return "mse"
-    >>> inputs = keras.Input((3,))
-    >>> model = Regressor(inputs, keras.layers.Dense(1)(inputs))
-    >>> model.compile(learning_rate=1e-2)
-    >>> type(model.optimizer).__name__
-    'AdamW'
+    Examples:
+        >>> import keras, pretrainlib as pl
+        >>> class Regressor(pl.training.TrainingCore, keras.Model):
+        ...     def default_loss(self):
+        ...         return "mse"
+        >>> inputs = keras.Input((3,))
+        >>> model = Regressor(inputs, keras.layers.Dense(1)(inputs))
+        >>> model.compile(learning_rate=1e-2)
+        >>> type(model.optimizer).__name__
+        'AdamW'
     """
 
     default_learning_rate = 1e-3

@@ -18,14 +18,14 @@ from keras import ops
 class GlobalWeightedMean:
     """Mixin for a `keras.losses.Loss` built with `reduction="mean_with_sample_weight"`.
 
-    Example:
-    >>> import keras, numpy as np
-    >>> from pretrainlib.training.losses import GlobalWeightedMean
-    >>> class MaskedMSE(GlobalWeightedMean, keras.losses.MeanSquaredError):
-    ...     pass
-    >>> loss = MaskedMSE(reduction="mean_with_sample_weight")
-    >>> float(loss(np.zeros((2, 1)), np.array([[2.0], [1.0]]), sample_weight=np.array([1, 0])))
-    4.0
+    Examples:
+        >>> import keras, numpy as np
+        >>> from pretrainlib.training.losses import GlobalWeightedMean
+        >>> class MaskedMSE(GlobalWeightedMean, keras.losses.MeanSquaredError):
+        ...     pass
+        >>> loss = MaskedMSE(reduction="mean_with_sample_weight")
+        >>> float(loss(np.zeros((2, 1)), np.array([[2.0], [1.0]]), sample_weight=np.array([1, 0])))
+        4.0
     """
 
     def __call__(self, y_true, y_pred, sample_weight=None):
@@ -45,13 +45,13 @@ class MaskedTokenCrossentropy(GlobalWeightedMean, keras.losses.SparseCategorical
     """Sparse cross-entropy from logits, averaged over the positions with weight
     (masked tokens, real tokens) across the whole global batch.
 
-    Example:
-    >>> import numpy as np
-    >>> from pretrainlib.training.losses import MaskedTokenCrossentropy
-    >>> logits = np.array([[[0.0, 0.0], [9.0, -9.0]]])
-    >>> round(float(MaskedTokenCrossentropy()(np.array([[0, 0]]), logits,
-    ...                                       sample_weight=np.array([[1, 0]]))), 4)
-    0.6931
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.training.losses import MaskedTokenCrossentropy
+        >>> logits = np.array([[[0.0, 0.0], [9.0, -9.0]]])
+        >>> round(float(MaskedTokenCrossentropy()(np.array([[0, 0]]), logits,
+        ...                                       sample_weight=np.array([[1, 0]]))), 4)
+        0.6931
     """
 
     def __init__(self, name: str = "masked_token_crossentropy", **kwargs):

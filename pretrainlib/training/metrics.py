@@ -16,12 +16,12 @@ class MacroF1(keras.metrics.Metric):
     in neither labels nor predictions are left out of the mean, as in
     `pl.Evaluator` and scikit-learn.
 
-    Example:
-    >>> import numpy as np, pretrainlib as pl
-    >>> m = pl.training.MacroF1(num_classes=2)
-    >>> m.update_state(np.array([0, 1]), np.array([[2.0, 0.0], [3.0, 1.0]]))
-    >>> round(float(m.result()), 4)
-    0.3333
+    Examples:
+        >>> import numpy as np, pretrainlib as pl
+        >>> m = pl.training.MacroF1(num_classes=2)
+        >>> m.update_state(np.array([0, 1]), np.array([[2.0, 0.0], [3.0, 1.0]]))
+        >>> round(float(m.result()), 4)
+        0.3333
     """
 
     def __init__(self, num_classes: int, name: str = "macro_f1", **kwargs):
@@ -75,12 +75,12 @@ class PSNR(keras.metrics.Metric):
     positions its sample weight selects (all of them without weights); examples
     with no selected position are skipped.
 
-    Example:
-    >>> import numpy as np, pretrainlib as pl
-    >>> m = pl.training.PSNR()
-    >>> m.update_state(np.zeros((1, 2, 2, 1)), np.full((1, 2, 2, 1), 0.1))
-    >>> round(float(m.result()), 2)
-    20.0
+    Examples:
+        >>> import numpy as np, pretrainlib as pl
+        >>> m = pl.training.PSNR()
+        >>> m.update_state(np.zeros((1, 2, 2, 1)), np.full((1, 2, 2, 1), 0.1))
+        >>> round(float(m.result()), 2)
+        20.0
     """
 
     def __init__(self, max_value: float = 1.0, name: str = "psnr", **kwargs):

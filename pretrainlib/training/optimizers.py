@@ -65,9 +65,9 @@ class _LRMultipliers:
 class SGD(_LRMultipliers, keras.optimizers.SGD):
     """`keras.optimizers.SGD` with per-group learning-rate multipliers.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> opt = pl.training.SGD(learning_rate=0.1)
+    Examples:
+        >>> import pretrainlib as pl
+        >>> opt = pl.training.SGD(learning_rate=0.1)
     """
 
     def update_step(self, gradient, variable, learning_rate):
@@ -92,9 +92,9 @@ class AdamW(_LRMultipliers, keras.optimizers.Adam):
     Biases and LayerNorm/BatchNorm scales (`bias`, `gamma`, `beta`) are excluded from
     weight decay by default.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> opt = pl.training.AdamW(learning_rate=1e-3, weight_decay=0.01)
+    Examples:
+        >>> import pretrainlib as pl
+        >>> opt = pl.training.AdamW(learning_rate=1e-3, weight_decay=0.01)
     """
 
     def __init__(self, learning_rate=1e-3, weight_decay=0.01, beta_1=0.9, beta_2=0.999,

@@ -27,10 +27,10 @@ def resolve(precision: str) -> str:
     GPU, and `"float32"` on CPU, where bfloat16 was measured no faster than float32
     (docs/benchmarks.md; CPUs with AMX may differ): name it to use it there.
 
-    Example:
-    >>> from pretrainlib.training import precision
-    >>> precision.resolve("mixed_bfloat16")
-    'mixed_bfloat16'
+    Examples:
+        >>> from pretrainlib.training import precision
+        >>> precision.resolve("mixed_bfloat16")
+        'mixed_bfloat16'
     """
     validation.one_of("precision", precision, (*POLICIES, "auto"))
     if precision != "auto":
@@ -46,15 +46,15 @@ def apply(model: keras.Model, precision: str) -> str:
     """Sets the dtype policy `precision` (see `resolve`) on `model` and every layer
     in it that computes in floating point; returns the policy's name.
 
-    Example:
-    >>> import keras
-    >>> from pretrainlib.training import precision
-    >>> inputs = keras.Input((3,))
-    >>> model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
-    >>> precision.apply(model, "mixed_bfloat16")
-    'mixed_bfloat16'
-    >>> model.layers[-1].compute_dtype, model.layers[-1].variable_dtype
-    ('bfloat16', 'float32')
+    Examples:
+        >>> import keras
+        >>> from pretrainlib.training import precision
+        >>> inputs = keras.Input((3,))
+        >>> model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+        >>> precision.apply(model, "mixed_bfloat16")
+        'mixed_bfloat16'
+        >>> model.layers[-1].compute_dtype, model.layers[-1].variable_dtype
+        ('bfloat16', 'float32')
     """
     name = resolve(precision)
     policy = keras.dtype_policies.get(name)

@@ -15,12 +15,12 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     so users never compute it; every `fit` call starts a new cycle at the
     optimizer's current step, as fastai's `fit_one_cycle` does.
 
-    Example:
-    >>> import pretrainlib as pl
-    >>> schedule = pl.training.WarmupLinearDecay(peak=1e-3, warmup_ratio=0.1)
-    >>> schedule.start(first_step=0, total_steps=100)
-    >>> [round(float(schedule(s)), 6) for s in (0, 10, 55, 100)]
-    [0.0001, 0.001, 0.0005, 0.0]
+    Examples:
+        >>> import pretrainlib as pl
+        >>> schedule = pl.training.WarmupLinearDecay(peak=1e-3, warmup_ratio=0.1)
+        >>> schedule.start(first_step=0, total_steps=100)
+        >>> [round(float(schedule(s)), 6) for s in (0, 10, 55, 100)]
+        [0.0001, 0.001, 0.0005, 0.0]
     """
 
     def __init__(self, peak: float, warmup_ratio: float = 0.1, total_steps: int = 1,
