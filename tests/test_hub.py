@@ -25,6 +25,13 @@ def fine_tune(backbone, data, policy=None, epochs=3):
     return ft, losses, changed(before, backbone)
 
 
+def exports_back(backbone, x, path, feature="pooled_output"):
+    """`pl.hub.export` then `load_backbone` gives the fine-tuned backbone's outputs."""
+    pl.hub.export(backbone, path)
+    np.testing.assert_allclose(pl.hub.load_backbone(path)(x)[feature], backbone(x)[feature],
+                               atol=1e-5)
+
+
 def test_keras_export_fine_tunes_under_a_policy_and_exports_back(tiny_encoder, labeled, tmp_path):
     import tensorflow_hub as hub
 
@@ -80,6 +87,7 @@ def test_tf_module_saved_model_fine_tunes_by_call_or_by_signature(tmp_path):
     by_signature = pl.hub.load_backbone(tmp_path / "module", endpoint="serving_default")
     np.testing.assert_allclose(by_signature(x[:4])["pooled_output"],
                                module(x[:4])["pooled_output"], atol=1e-6)  # as saved
+    exports_back(backbone, x[:4], tmp_path / "fine_tuned")
 
 
 def test_keras_file_gives_the_pretrainers_backbone_frozen_on_request(tiny_encoder, tokenizer,
@@ -91,6 +99,17 @@ def test_keras_file_gives_the_pretrainers_backbone_frozen_on_request(tiny_encode
     assert backbone.trainable_weights == [] and len(backbone.weights) > 10
     for a, b in zip(backbone.weights, pre.backbone.weights):
         np.testing.assert_array_equal(np.array(a), np.array(b))
+
+
+def test_keras_file_backbone_fine_tunes_and_exports_back(tiny_encoder, labeled, tokenizer,
+                                                         tmp_path):
+    pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer)).save(
+        tmp_path / "pre.keras")
+    backbone = pl.hub.load_backbone(tmp_path / "pre.keras")
+    data = labeled(64, shuffle=False)
+    _, losses, trained = fine_tune(backbone, data, pl.freezing.GradualUnfreeze(1))
+    assert trained and losses[-1] < losses[0], losses
+    exports_back(backbone, next(iter(data))[0], tmp_path / "fine_tuned")
 
 
 def test_keras_hub_preset_directory_loads_its_backbone(tmp_path):
@@ -107,6 +126,23 @@ def test_keras_hub_preset_directory_loads_its_backbone(tmp_path):
          "padding_mask": np.ones((2, 8), "int32")}
     np.testing.assert_allclose(backbone(x)["pooled_output"], bert(x)["pooled_output"],
                                atol=1e-6)
+
+
+def test_keras_hub_preset_fine_tunes_and_exports_back(labeled, tokenizer, tmp_path):
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    keras_hub.models.BertBackbone(
+        vocabulary_size=tokenizer.vocab_size, num_layers=2, num_heads=2, hidden_dim=32,
+        intermediate_dim=64, max_sequence_length=32, dropout=0.0,
+    ).save_to_preset(str(tmp_path / "preset"))
+    backbone = pl.hub.load_backbone(tmp_path / "preset")
+    data = labeled(64, shuffle=False)
+    ft, losses, trained = fine_tune(backbone, data, pl.freezing.LayerwiseLRDecay(0.8))
+    assert trained and losses[-1] < losses[0], losses
+    x = next(iter(data))[0]
+    x = {**x, "segment_ids": tf.zeros_like(x["token_ids"])}  # the backbone's own inputs
+    exports_back(backbone, x, tmp_path / "fine_tuned")
 
 
 def test_bad_handles_and_export_paths_fail_clearly(tmp_path):

@@ -63,7 +63,7 @@ def test_labeled_dataset_pairs_texts_with_labels(tokenizer):
         (dict(texts=[]), ValueError, "texts"),
         (dict(texts="one string"), TypeError, "texts"),
         (dict(labels=[0]), ValueError, "labels"),
-        (dict(labels=[0.5, 1.0]), TypeError, "labels"),
+        (dict(labels=["a", "b"]), TypeError, "labels"),
         (dict(labels=[-1, 0]), ValueError, "labels"),
         (dict(labels=[0, 1], pack=True), ValueError, "pack"),
         (dict(batch_size=0), ValueError, "batch_size"),
