@@ -227,15 +227,12 @@ def write_results(args, results: dict, start: float, table, **extra) -> dict:
 
 
 def summarize(results: dict) -> dict:
-    summary = {}
-    for name, runs in results.items():
-        if runs:
-            summary[name] = {
-                metric: {"mean": float(np.mean([r[metric] for r in runs])),
-                         "std": float(np.std([r[metric] for r in runs])), "n": len(runs)}
-                for metric in ("accuracy", "macro_f1")
-            }
-    return summary
+    """`{arm: {metric: {"mean", "std", "n"}}}` over seeds, as pl.evaluation.StudyReport
+    computes it for a study with one label budget."""
+    runs = [{"arm": arm, "budget": 0, "seed": seed, **run}
+            for arm, arm_runs in results.items() for seed, run in enumerate(arm_runs)]
+    summary = pl.evaluation.StudyReport(runs, ["accuracy", "macro_f1"]).summary()
+    return {arm: budgets[0] for arm, budgets in summary.items()}
 
 
 def table(summary: dict, args) -> str:
