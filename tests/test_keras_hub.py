@@ -94,3 +94,24 @@ def test_masked_lm_refuses_a_bert_whose_vocabulary_differs(tokenizer):
     with pytest.raises(ValueError, match="vocab"):
         pl.Pretrainer(bert(tokenizer, vocabulary_size=tokenizer.vocab_size + 1),
                       objective=pl.objectives.MaskedLM(tokenizer=tokenizer))
+
+
+def test_a_keras_hub_preset_fine_tunes_with_its_own_vocabulary(wordnet, tokenizer, tmp_path):
+    preset = str(tmp_path / "preset")
+    vocabulary = tokenizer.get_vocabulary()
+    bert(tokenizer).save_to_preset(preset)
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary).save_to_preset(preset)
+    tok = pl.text.WordPieceTokenizer.from_preset(preset)
+    texts = wordnet.train.texts[:8]
+    as_lists = lambda ids: ids if isinstance(ids, list) else ids.to_list()  # noqa: E731
+    hub_ids = as_lists(keras_hub.models.BertTokenizer.from_preset(preset)(texts))
+    assert as_lists(tok.token_ids(texts)) == hub_ids  # the preset's own tokenization
+    part = wordnet.train.sample(48, seed=0)
+    ft = pl.FineTuner(pl.hub.load_backbone(preset), pl.heads.Classifier(6),
+                      policy=pl.freezing.FreezeThenUnfreeze(1))
+    ft.compile(learning_rate=3e-3)
+    history = ft.fit(pl.data.text_dataset(part.texts, tok, labels=part.labels,
+                                          sequence_length=32), epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    with pytest.raises(ValueError, match="config.json"):
+        pl.text.WordPieceTokenizer.from_preset(str(tmp_path))

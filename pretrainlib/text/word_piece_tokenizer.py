@@ -160,6 +160,35 @@ class WordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
         os.replace(tmp, path)  # atomic: a crash never leaves half a file at `path`
 
     @classmethod
+    def from_preset(cls, preset: str, **kwargs) -> "WordPieceTokenizer":
+        """The WordPiece tokenizer of a KerasHub preset (BERT, DistilBERT, ...), as a
+        pretrainlib tokenizer: `pl.data.text_dataset` and `MaskedLM` then speak the
+        preset backbone's vocabulary. A local preset directory is read offline; a
+        named preset (`"bert_tiny_en_uncased"`) or URL downloads.
+
+        Examples:
+            >>> import tempfile, keras_hub, pretrainlib as pl
+            >>> preset = tempfile.mkdtemp()  # a preset made here; BERT's is much larger
+            >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "dog", "##s"]
+            >>> keras_hub.models.BertBackbone(vocabulary_size=8, num_layers=1, num_heads=1,
+            ...     hidden_dim=4, intermediate_dim=8).save_to_preset(preset)
+            >>> keras_hub.models.BertTokenizer(vocabulary=vocab).save_to_preset(preset)
+            >>> tok = pl.text.WordPieceTokenizer.from_preset(preset)
+            >>> tok.encode(["a dogs"], sequence_length=6)["token_ids"].numpy().tolist()
+            [[2, 5, 6, 7, 3, 0]]
+        """
+        source = keras_hub.tokenizers.WordPieceTokenizer.from_preset(preset, **kwargs)
+        if not isinstance(source, keras_hub.tokenizers.WordPieceTokenizer):
+            raise ValueError(
+                f"Preset {preset!r} has a {type(source).__name__}, not a WordPiece "
+                "tokenizer; tokenize with it directly into {'token_ids', 'padding_mask'}."
+            )
+        return cls(vocabulary=source.get_vocabulary(), lowercase=source.lowercase,
+                   strip_accents=source.strip_accents, split=source.split,
+                   split_on_cjk=source.split_on_cjk,
+                   suffix_indicator=source.suffix_indicator)
+
+    @classmethod
     def load(cls, path: str) -> "WordPieceTokenizer":
         """Reads a tokenizer written by `save`."""
         with open(path, encoding="utf-8") as f:
