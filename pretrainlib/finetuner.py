@@ -60,6 +60,9 @@ class FineTuner(TrainingCore, keras.Model):
             small data), `"frozen"` for any other (`keras.applications`, ...).
             Under `"frozen"`, `BitFit` trains no BatchNorm scale or offset: on a
             ConvNet whose convolutions have no bias, pass `batchnorm="policy"`.
+        pairs: the data holds sentence pairs with `segment_ids`
+            (`pl.data.text_dataset(texts, tok, pairs=...)`), for a backbone that
+            takes them (KerasHub's BERT). Default False: such a backbone gets zeros.
 
     Examples:
         >>> import pretrainlib as pl
@@ -78,7 +81,8 @@ class FineTuner(TrainingCore, keras.Model):
 
     def __init__(self, backbone: keras.Model, head: keras.layers.Layer,
                  policy: FreezePolicy | None = None, current_stage: int | None = None,
-                 groups: dict | None = None, batchnorm: str = "auto", **kwargs):
+                 groups: dict | None = None, batchnorm: str = "auto", pairs: bool = False,
+                 **kwargs):
         if not isinstance(backbone, keras.Model):
             raise TypeError(
                 "`backbone` must be a keras.Model (e.g. pl.backbones.TextEncoder). "
@@ -104,7 +108,7 @@ class FineTuner(TrainingCore, keras.Model):
                 f"group. Rename it. Groups: {list(groups)}"
             )
         # === Functional Model ===
-        inputs, call = call_inputs(backbone)
+        inputs, call = call_inputs(backbone, pairs=bool(pairs))
         features = network(call)
         outputs = head(features)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
@@ -120,6 +124,7 @@ class FineTuner(TrainingCore, keras.Model):
         for stage in range(policy.num_stages(names)):
             policy.plan(stage, names)
         self.batchnorm = _resolve_batchnorm(batchnorm, backbone)
+        self.pairs = bool(pairs)
         candidates = trainable_candidates(self.layer_groups)
         if self.batchnorm == "frozen":
             candidates -= {id(v) for layers in groups.values() for layer in layers
@@ -289,18 +294,30 @@ class FineTuner(TrainingCore, keras.Model):
         return super().call(inputs, training=training, mask=mask, **kwargs)
 
     def _check_labels(self, name: str, dataset, steps: int | None, steps_name: str) -> None:
-        """Rejects labels outside `[0, num_classes)` before any step runs (in the
-        `steps` batches used of an endless dataset)."""
+        """Rejects, before any step runs, inputs the model does not take and labels
+        outside `[0, num_classes)` (in the `steps` batches used of an endless dataset)."""
         dataset_length(name, dataset)
         dataset = bounded(name, dataset, steps, steps_name)
-        num_classes = getattr(self.head, "num_classes", None)
-        if num_classes is None:
-            return
         spec = dataset.element_spec
         if not isinstance(spec, tuple) or len(spec) < 2:
             raise ValueError(
                 f"`{name}` must yield (inputs, labels) pairs. Received element spec: {spec}"
             )
+        given, wanted = spec[0], self.input
+        if isinstance(given, dict) and isinstance(wanted, dict) and set(given) != set(wanted):
+            extra = set(given) - set(wanted)
+            hint = (" Build the FineTuner with pairs=True for sentence pairs."
+                    if "segment_ids" in extra else
+                    " Pass pairs=... to pl.data.text_dataset, or build the FineTuner "
+                    "without pairs=True." if "segment_ids" in set(wanted) - set(given)
+                    else "")
+            raise ValueError(
+                f"`{name}` yields inputs {sorted(given)}, but the model takes "
+                f"{sorted(wanted)}.{hint}"
+            )
+        num_classes = getattr(self.head, "num_classes", None)
+        if num_classes is None:
+            return
         if getattr(spec[1], "dtype", None) is not None and spec[1].dtype.is_floating:
             raise ValueError(
                 f"`{name}` has float labels ({spec[1].dtype.name}), but the head "
@@ -325,6 +342,7 @@ class FineTuner(TrainingCore, keras.Model):
             "current_stage": self.current_stage,
             "groups": self._groups.patterns,
             "batchnorm": self.batchnorm,
+            "pairs": self.pairs,
             "name": self.name,
         }
 

@@ -115,3 +115,42 @@ def test_a_keras_hub_preset_fine_tunes_with_its_own_vocabulary(wordnet, tokenize
     assert np.isfinite(history.history["loss"]).all()
     with pytest.raises(ValueError, match="config.json"):
         pl.text.WordPieceTokenizer.from_preset(str(tmp_path))
+
+
+def test_bert_fine_tunes_on_sentence_pairs_with_segment_ids(wordnet, tokenizer, tmp_path):
+    # A real pair task: do two WordNet glosses name things of the same supersense?
+    rng = np.random.default_rng(0)
+    part = wordnet.train.sample(192, seed=0)
+    other = rng.permutation(len(part))
+    same = (part.labels == part.labels[other]).astype("int32")
+    firsts, seconds = part.texts, [part.texts[i] for i in other]
+    data = pl.data.text_dataset(firsts, tokenizer, labels=same, pairs=seconds,
+                                sequence_length=32, shuffle=False)
+    inputs = next(iter(data))[0]
+    assert sorted(inputs) == ["padding_mask", "segment_ids", "token_ids"]
+    row = inputs["token_ids"][0].numpy()
+    seps = np.flatnonzero(row == tokenizer.sep_id)
+    assert row[0] == tokenizer.cls_id and len(seps) == 2
+    assert (inputs["segment_ids"][0].numpy()[seps[0] + 1:seps[1] + 1] == 1).all()
+    ft = pl.FineTuner(bert(tokenizer), pl.heads.Classifier(2),
+                      policy=pl.freezing.FullFineTune(), pairs=True)
+    ft.compile(learning_rate=1e-3)
+    history = ft.fit(data, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    ft.save(tmp_path / "pairs.keras")
+    loaded = keras.saving.load_model(tmp_path / "pairs.keras")
+    assert loaded.pairs and sorted(loaded.input) == sorted(inputs)
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0),
+                               ft.predict(inputs, verbose=0), atol=1e-5)
+    # Pair data into a single-text model, and pairs=True on a backbone without
+    # segment ids, are named errors.
+    single = pl.FineTuner(bert(tokenizer), pl.heads.Classifier(2))
+    single.compile()
+    with pytest.raises(ValueError, match="pairs=True"):
+        single.fit(data, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="segment_ids"):
+        pl.FineTuner(pl.backbones.TextEncoder(tokenizer.vocab_size, num_layers=1,
+                                              hidden_dim=16), pl.heads.Classifier(2),
+                     pairs=True)
+    with pytest.raises(ValueError, match="pairs"):
+        pl.data.text_dataset(firsts, tokenizer, pairs=seconds[:3])

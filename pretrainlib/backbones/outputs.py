@@ -22,7 +22,7 @@ def model_input(model: keras.Model):
         return inputs[0] if len(inputs) == 1 else inputs
 
 
-def call_inputs(backbone: keras.Model):
+def call_inputs(backbone: keras.Model, pairs: bool = False):
     """`(inputs, call)`: the inputs a model around `backbone` takes, and what it calls
     the backbone with.
 
@@ -33,6 +33,8 @@ def call_inputs(backbone: keras.Model):
     read `padding_mask` as 0/1 (a value of 2 would flip the attention mask), so the
     document ids of packed rows become 1 there — packed documents then see each
     other, as in RoBERTa's pretraining; `pl.backbones.TextEncoder` keeps them apart.
+    With `pairs=True` the model takes `segment_ids` from the data instead
+    (`pl.data.text_dataset(..., pairs=...)`).
 
     Examples:
         >>> import keras_hub, pretrainlib as pl
@@ -43,11 +45,19 @@ def call_inputs(backbone: keras.Model):
         (['padding_mask', 'token_ids'], ['padding_mask', 'segment_ids', 'token_ids'])
     """
     inputs = model_input(backbone)
-    if not isinstance(inputs, dict) or "token_ids" not in inputs:
+    is_text = isinstance(inputs, dict) and "token_ids" in inputs
+    if pairs and not (is_text and "segment_ids" in inputs):
+        raise ValueError(
+            "`pairs=True` needs a backbone that takes `segment_ids` (e.g. KerasHub's "
+            f"BertBackbone). Received: backbone={backbone.name!r} with inputs "
+            f"{sorted(inputs) if isinstance(inputs, dict) else inputs}"
+        )
+    if not is_text:
         return inputs, inputs
-    given = {name: tensor for name, tensor in inputs.items() if name != "segment_ids"}
+    given = {name: tensor for name, tensor in inputs.items()
+             if name != "segment_ids" or pairs}
     call = dict(given)
-    if "segment_ids" in inputs:
+    if "segment_ids" in inputs and not pairs:
         call["segment_ids"] = keras.ops.zeros_like(inputs["token_ids"])
     if "padding_mask" in inputs and not getattr(backbone, "reads_document_ids", False):
         call["padding_mask"] = keras.ops.minimum(

@@ -22,6 +22,7 @@ def text_dataset(
     reset_attention: bool = False,
     shuffle: bool = True,
     seed: int | None = None,
+    pairs: Sequence[str] | None = None,
 ) -> tf.data.Dataset:
     """Builds a batched `tf.data.Dataset` of token ids from raw texts.
 
@@ -50,6 +51,10 @@ def text_dataset(
         reset_attention: with `pack=True`, keep attention inside each document.
         shuffle: reshuffle every epoch.
         seed: seed for shuffling.
+        pairs: optional second text per text (sentence-pair tasks: entailment,
+            paraphrase, question + passage): rows become `[CLS] text [SEP] pair
+            [SEP]` and elements gain `"segment_ids"`; fine-tune them with a backbone
+            that takes segment ids (KerasHub's BERT) and `FineTuner(..., pairs=True)`.
 
     Examples:
         >>> import pretrainlib as pl
@@ -76,6 +81,15 @@ def text_dataset(
                 "`labels`. Use pack=False for labeled data."
             )
         labels = validation.class_labels("labels", labels, len(texts), "text")
+    if pairs is not None:
+        if pack:
+            raise ValueError("`pairs` keeps two texts together in a row; it needs pack=False.")
+        pairs = validation.string_list("pairs", pairs)
+        if len(pairs) != len(texts):
+            raise ValueError(
+                f"`pairs` must hold one second text per text ({len(texts)}). "
+                f"Received: {len(pairs)} pairs"
+            )
     if reset_attention and not pack:
         raise ValueError(
             "`reset_attention=True` separates packed documents; it needs `pack=True`."
@@ -85,9 +99,11 @@ def text_dataset(
                                reset_attention)
 
     encoded = (
-        tf.data.Dataset.from_tensor_slices(texts)
+        tf.data.Dataset.from_tensor_slices(texts if pairs is None else (texts, pairs))
         .batch(_TOKENIZE_CHUNK)
-        .map(lambda t: tokenizer.encode(t, sequence_length), num_parallel_calls=AUTOTUNE)
+        .map(lambda *t: tokenizer.encode(t[0], sequence_length,
+                                         pairs=t[1] if len(t) > 1 else None),
+             num_parallel_calls=AUTOTUNE)
         .unbatch()
         .apply(tf.data.experimental.assert_cardinality(len(texts)))
     )

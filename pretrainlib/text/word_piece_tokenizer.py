@@ -118,14 +118,27 @@ class WordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
         return [i for i, token in enumerate(self.get_vocabulary()) if token.startswith("##")]
 
     # === Encoding ===
-    def encode(self, texts, sequence_length: int) -> dict[str, tf.Tensor]:
+    def encode(self, texts, sequence_length: int, pairs=None) -> dict[str, tf.Tensor]:
         """Tokenizes a batch of strings into `[CLS] ... [SEP]` rows of fixed length.
 
         Returns `{"token_ids": int32 [batch, sequence_length], "padding_mask": int32}`.
-        The mask is int32 (not bool) because `fit` under MirroredStrategy fails on bool
-        inputs. Works eagerly and inside `tf.data.Dataset.map`.
+        With `pairs` (a second string per text) rows are `[CLS] text [SEP] pair [SEP]`,
+        truncated round-robin, and `"segment_ids"` (0 for the first segment, 1 for
+        the second) is added, as BERT's sentence-pair tasks take. The mask is int32
+        (not bool) because `fit` under MirroredStrategy fails on bool inputs. Works
+        eagerly and inside `tf.data.Dataset.map`.
         """
         validation.positive_int("sequence_length", sequence_length)
+        if pairs is not None:
+            packer = keras_hub.layers.MultiSegmentPacker(
+                sequence_length=sequence_length, start_value=self.cls_id,
+                end_value=self.sep_id, pad_value=self.pad_id, truncate="round_robin")
+            token_ids, segment_ids = packer((self.tokenize(texts), self.tokenize(pairs)))
+            return {
+                "token_ids": tf.cast(token_ids, "int32"),
+                "segment_ids": tf.cast(segment_ids, "int32"),
+                "padding_mask": tf.cast(token_ids != self.pad_id, "int32"),
+            }
         packer = keras_hub.layers.StartEndPacker(
             sequence_length=sequence_length,
             start_value=self.cls_id,
