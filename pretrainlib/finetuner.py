@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from pretrainlib import validation
+from pretrainlib import backbones, validation
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import call_inputs
 from pretrainlib.freezing.builtins import FreezeThenUnfreeze
@@ -165,13 +165,16 @@ class FineTuner(TrainingCore, keras.Model):
         ]
 
     # === Defaults from the head ===
+    def _regression(self) -> bool:
+        return getattr(self.head, "task", None) == "regression"
+
     def default_loss(self):
-        if getattr(self.head, "task", None) == "regression":
+        if self._regression():
             return keras.losses.MeanSquaredError()
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def default_metrics(self):
-        if getattr(self.head, "task", None) == "regression":
+        if self._regression():
             return [keras.metrics.MeanAbsoluteError(name="mae"),
                     keras.metrics.RootMeanSquaredError(name="rmse")]
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
@@ -197,9 +200,9 @@ class FineTuner(TrainingCore, keras.Model):
                 "`y` is not used: FineTuner.fit takes a tf.data.Dataset of (inputs, "
                 "labels) as `x`; build one with pl.data.text_dataset(texts, tokenizer, "
                 "labels=...) or pl.data.image_dataset(images, labels).")
-        self._check_labels("x", x, steps_per_epoch, "steps_per_epoch")
+        self._check_data("x", x, steps_per_epoch, "steps_per_epoch")
         if validation_data is not None:
-            self._check_labels("validation_data", validation_data,
+            self._check_data("validation_data", validation_data,
                                kwargs.get("validation_steps"), "validation_steps")
         self._require_compiled()
         # Build the optimizer on every variable that some stage trains, so that
@@ -293,7 +296,7 @@ class FineTuner(TrainingCore, keras.Model):
             return self.head(inputs, training=training)
         return super().call(inputs, training=training, mask=mask, **kwargs)
 
-    def _check_labels(self, name: str, dataset, steps: int | None, steps_name: str) -> None:
+    def _check_data(self, name: str, dataset, steps: int | None, steps_name: str) -> None:
         """Rejects, before any step runs, inputs the model does not take and labels
         outside `[0, num_classes)` (in the `steps` batches used of an endless dataset)."""
         dataset_length(name, dataset)
@@ -305,12 +308,12 @@ class FineTuner(TrainingCore, keras.Model):
             )
         given, wanted = spec[0], self.input
         if isinstance(given, dict) and isinstance(wanted, dict) and set(given) != set(wanted):
-            extra = set(given) - set(wanted)
-            hint = (" Build the FineTuner with pairs=True for sentence pairs."
-                    if "segment_ids" in extra else
-                    " Pass pairs=... to pl.data.text_dataset, or build the FineTuner "
-                    "without pairs=True." if "segment_ids" in set(wanted) - set(given)
-                    else "")
+            hint = ""
+            if "segment_ids" in set(given) - set(wanted):
+                hint = " Build the FineTuner with pairs=True for sentence pairs."
+            elif "segment_ids" in set(wanted) - set(given):
+                hint = (" Pass pairs=... to pl.data.text_dataset, or build the FineTuner "
+                        "without pairs=True.")
             raise ValueError(
                 f"`{name}` yields inputs {sorted(given)}, but the model takes "
                 f"{sorted(wanted)}.{hint}"
@@ -358,8 +361,7 @@ def _resolve_batchnorm(batchnorm: str, backbone: keras.Model) -> str:
     validation.one_of("batchnorm", batchnorm, ("auto", "frozen", "policy"))
     if batchnorm != "auto":
         return batchnorm
-    from pretrainlib import backbones  # the library's own, whose BatchNorm suits small data
-
+    # The library's own backbones, whose BatchNorm is set up for small data.
     ours = (backbones.ConvNet, backbones.VisionEncoder, backbones.TextEncoder)
     return "policy" if isinstance(backbone, ours) else "frozen"
 

@@ -368,5 +368,7 @@ def test_float_labels_go_to_a_regressor_not_a_classifier(fm):
         ft.fit(data, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="finite"):
         pl.data.image_dataset(fm.train.images[:2], np.array([0.0, np.nan]))
+    with pytest.raises(ValueError, match="one target .* per image \\(2\\)"):
+        pl.data.image_dataset(fm.train.images[:2], np.zeros(3, "float32"))
     with pytest.raises(ValueError, match="outputs"):
         pl.heads.Regressor(outputs=0)

@@ -115,6 +115,13 @@ def test_a_keras_hub_preset_fine_tunes_with_its_own_vocabulary(wordnet, tokenize
     assert np.isfinite(history.history["loss"]).all()
     with pytest.raises(ValueError, match="config.json"):
         pl.text.WordPieceTokenizer.from_preset(str(tmp_path))
+    gpt2 = str(tmp_path / "gpt2")  # a preset whose tokenizer is byte-pair, not WordPiece
+    keras_hub.models.GPT2Backbone(vocabulary_size=5, num_layers=1, num_heads=1, hidden_dim=4,
+                                  intermediate_dim=8, max_sequence_length=8).save_to_preset(gpt2)
+    keras_hub.models.GPT2Tokenizer(vocabulary={"<|endoftext|>": 0, "a": 1, "Ġ": 2, "Ġa": 3},
+                                   merges=["Ġ a"]).save_to_preset(gpt2)
+    with pytest.raises(ValueError, match="WordPieceTokenizer"):
+        pl.text.WordPieceTokenizer.from_preset(gpt2)
 
 
 def test_bert_fine_tunes_on_sentence_pairs_with_segment_ids(wordnet, tokenizer, tmp_path):
@@ -154,3 +161,18 @@ def test_bert_fine_tunes_on_sentence_pairs_with_segment_ids(wordnet, tokenizer, 
                      pairs=True)
     with pytest.raises(ValueError, match="pairs"):
         pl.data.text_dataset(firsts, tokenizer, pairs=seconds[:3])
+    with pytest.raises(ValueError, match="Pass pairs=... to pl.data.text_dataset"):
+        ft.fit(pl.data.text_dataset(firsts, tokenizer, labels=same, sequence_length=32),
+               epochs=1, verbose=0)  # single texts into the pair model
+
+
+def test_an_objective_needing_token_features_names_what_the_backbone_returns(tokenizer):
+    token_ids = keras.Input((None,), dtype="int32", name="token_ids")
+    padding_mask = keras.Input((None,), dtype="int32", name="padding_mask")
+    embedding = keras.layers.Embedding(tokenizer.vocab_size, 8, name="token_embedding")
+    pooled = keras.layers.GlobalAveragePooling1D()(embedding(token_ids))
+    backbone = keras.Model({"token_ids": token_ids, "padding_mask": padding_mask},
+                           {"pooled_output": pooled})
+    backbone.token_embedding = embedding
+    with pytest.raises(ValueError, match="'sequence_output'.*Received: \\['pooled_output'\\]"):
+        pl.Pretrainer(backbone, pl.objectives.MaskedLM(tokenizer=tokenizer))

@@ -115,21 +115,12 @@ _NAMED_BLOCK = re.compile(r"stage_\d+_block_\d+|conv\d+_block\d+|block_?\d+[a-z]
 
 def _named_blocks(model: keras.Model) -> dict | None:
     """`stem`, one group per named block, `top`; None unless two or more blocks."""
+    weighted = [layer for layer in model.layers if layer.weights]
+    found = [_NAMED_BLOCK.search(layer.name) for layer in weighted]
+    last = max((i for i, match in enumerate(found) if match), default=-1)
     groups, current = {}, "stem"
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        found = _NAMED_BLOCK.search(layer.name)
-        if found:
-            current = found.group(0)
-        elif current != "stem" and groups.get(current) and _ends_blocks(model, layer):
-            current = "top"
+    for i, (layer, match) in enumerate(zip(weighted, found)):
+        current = match.group(0) if match else "top" if i > last else current
         groups.setdefault(current, []).append(layer)
     blocks = [name for name in groups if name not in ("stem", "top")]
     return groups if len(blocks) >= 2 else None
-
-
-def _ends_blocks(model: keras.Model, layer) -> bool:
-    """Whether no named block follows `layer` in the model."""
-    later = model.layers[model.layers.index(layer) + 1:]
-    return not any(_NAMED_BLOCK.search(other.name) for other in later if other.weights)

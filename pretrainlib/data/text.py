@@ -98,12 +98,15 @@ def text_dataset(
         return _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed,
                                reset_attention)
 
+    if pairs is None:
+        slices, encode = texts, lambda t: tokenizer.encode(t, sequence_length)
+    else:
+        slices = (texts, pairs)
+        encode = lambda t, p: tokenizer.encode(t, sequence_length, pairs=p)  # noqa: E731
     encoded = (
-        tf.data.Dataset.from_tensor_slices(texts if pairs is None else (texts, pairs))
+        tf.data.Dataset.from_tensor_slices(slices)
         .batch(_TOKENIZE_CHUNK)
-        .map(lambda *t: tokenizer.encode(t[0], sequence_length,
-                                         pairs=t[1] if len(t) > 1 else None),
-             num_parallel_calls=AUTOTUNE)
+        .map(encode, num_parallel_calls=AUTOTUNE)
         .unbatch()
         .apply(tf.data.experimental.assert_cardinality(len(texts)))
     )

@@ -9,18 +9,13 @@ adds Keras's table on request.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Callable, Iterable, Sequence
 
 
 def count_params(variables: Iterable) -> int:
     """Number of scalars in `variables`."""
-    total = 0
-    for variable in variables:
-        size = 1
-        for dim in variable.shape:
-            size *= int(dim)
-        total += size
-    return total
+    return sum(math.prod(int(dim) for dim in variable.shape) for variable in variables)
 
 
 def human(n: int) -> str:
