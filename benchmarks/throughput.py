@@ -100,7 +100,7 @@ def hub_batches(batches: list) -> list:
 
 
 def masked_batches(pre, data, n: int) -> list:
-    view = pre._objective_view("x", data.repeat(), 0)
+    view = pre._stream_view(data.repeat(), 0)
     return [tf.nest.map_structure(np.asarray, b) for b in view.take(n)]
 
 
@@ -215,7 +215,7 @@ def run_pipeline(texts, tokenizer, args, result):
     packed = pl.data.text_dataset(texts, tokenizer, batch_size=args.batch,
                                   sequence_length=args.length, seed=0, pack=True)
     pre = pl_mlm(tokenizer, args, args.precision)
-    view = iter(pre._objective_view("x", packed.repeat(), 0))
+    view = iter(pre._stream_view(packed.repeat(), 0))
     for _ in range(5):
         next(view)
     start = time.perf_counter()

@@ -1,68 +1,69 @@
-"""FineTuner: backbone + head + freezing policy, trained on labeled data."""
+"""FineTuner: backbone + head + freezing policy (+ transform), trained on labels."""
 
 from __future__ import annotations
 
 import keras
-import numpy as np
 
-from pretrainlib import backbones, validation
+from pretrainlib import backbones, formatting, validation
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import call_inputs
-from pretrainlib.freezing.builtins import FreezeThenUnfreeze
-from pretrainlib.freezing.callback import (
-    PolicyCallback,
-    apply_stage,
-    trainable_candidates,
-    variables_ever_trained,
-)
+from pretrainlib.freezing import trainable
+from pretrainlib.freezing.builtins import FreezeThenUnfreeze, FullFineTune
+from pretrainlib.freezing.callback import PolicyCallback, apply_stage, variables_ever_trained
+from pretrainlib.freezing.peft import Transform
 from pretrainlib.freezing.policy import FreezePolicy
-from pretrainlib.training.core import TrainingCore, bounded, dataset_length
-from pretrainlib.training import feature_cache, summary
-from pretrainlib.training.metrics import MacroF1
+from pretrainlib.metrics import MacroF1
+from pretrainlib.protocol import DeclaresLoss
+from pretrainlib.training import feature_cache
+from pretrainlib.training.core import TrainingCore
+from pretrainlib.training.inputs import check_labeled, check_shapes
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
 class FineTuner(TrainingCore, keras.Model):
     """A backbone with a task head, fine-tuned under a freezing policy; a Keras model.
 
-    `fit` takes a `tf.data.Dataset` of `(inputs, labels)` (e.g. from
-    `pl.data.text_dataset(texts, tok, labels=...)`) and applies `policy` through a
-    callback that composes with your own callbacks. Layer groups are the
-    backbone's `layer_groups` plus `"head"`.
+    `fit`, `evaluate` and `predict` take what a Keras model takes: a
+    `tf.data.Dataset` of `(inputs, labels)` (e.g. `pl.data.text_dataset(texts, tok,
+    labels=...)`), arrays or dicts of arrays with `y=`, or raw inputs when a
+    `preprocessor` is given (`ft.fit(texts, labels)`, `ft.predict(["some text"])`).
+    The `policy` is applied through a callback that composes with your own; a
+    later `fit` continues its stages where the last stopped. The backbone trains in
+    place, as a layer of a Keras model does: `pl.backbones.clone(backbone)` keeps
+    yours. Only what you left trainable trains: freeze a layer (or the backbone)
+    before building the FineTuner and no policy stage unfreezes it.
 
-    `compile()` defaults: AdamW with per-variable bias correction (so groups
-    unfrozen mid-run start like fresh Adam), warmup over 10% of the run then linear
-    decay, clipping at norm 1.0, peak learning rate 1e-3 for the head
-    (`default_learning_rate`); sparse categorical cross-entropy on logits; metrics
-    accuracy and macro-F1 (`val_macro_f1` is a good EarlyStopping monitor).
-
-    The policy's first stage (or `current_stage`) is applied when the model is
-    built, so `summary()` shows what trains; the optimizer keeps slots only for
-    variables that train in some stage. `current_stage` is saved with the model.
+    Defaults come from the head: for `pl.heads.Classifier`, sparse categorical
+    cross-entropy on logits with accuracy and macro-F1 (`val_macro_f1` is a good
+    EarlyStopping monitor); `compile()` gives AdamW with warmup and decay, clipping
+    at norm 1.0 and peak rate 1e-3 for the head.
 
     Args:
         backbone: a Keras model (e.g. a pretrained `pl.backbones.TextEncoder`).
         head: a `pl.heads` head (e.g. `pl.heads.Classifier(num_classes=4)`).
-        policy: a `pl.freezing.FreezePolicy`; default
-            `FreezeThenUnfreeze(freeze_epochs=1)`.
-        current_stage: the policy stage to start in (restored from a saved model).
-        groups: optional `{group name: layer-name pattern(s)}`, bottom first, to group
-            the backbone's top-level layers yourself (see
-            `pl.backbones.layer_groups`); default: the backbone's own groups, or one
-            per layer with weights.
-        batchnorm: how the backbone's BatchNormalization layers fine-tune.
-            `"frozen"`: they never train and always normalize with their moving
-            statistics, as Keras's transfer-learning guide advises for pretrained
-            weights (a few hundred labels in small batches would otherwise replace
-            statistics learned on a large set). `"policy"`: they train with their
-            group, in training mode (batch statistics). `"auto"` (default):
-            `"policy"` for this library's backbones (their BatchNorm is set up for
-            small data), `"frozen"` for any other (`keras.applications`, ...).
-            Under `"frozen"`, `BitFit` trains no BatchNorm scale or offset: on a
-            ConvNet whose convolutions have no bias, pass `batchnorm="policy"`.
+        policy: when each layer group trains: a `pl.freezing.FreezePolicy`; default
+            `FreezeThenUnfreeze(freeze_epochs=1)`, or `FullFineTune()` with
+            `adapters`. A transform given here means `adapters=` it with
+            `FullFineTune()`.
+        adapters: what can train, a `pl.freezing.Transform`: `LoRA(8)`,
+            `Adapters(16)` or `BitFit()`; composes with any policy.
+        preprocessor: raw inputs to the backbone's inputs (e.g.
+            `pl.text.TextPreprocessor(tokenizer, sequence_length=128)`); saved with
+            the model.
+        groups: optional `{group name: layer-name pattern(s)}`, bottom first (see
+            `pl.backbones.layer_groups`); default: the backbone's own groups.
+        batchnorm: `"frozen"`: the backbone's BatchNormalization layers never train
+            and normalize with their moving statistics, as Keras's transfer-learning
+            guide advises for pretrained weights; `"policy"`: they train with their
+            group; `"auto"` (default): `"policy"` for this library's backbones
+            (their BatchNorm is set up for small data), `"frozen"` for others.
         pairs: the data holds sentence pairs with `segment_ids`
             (`pl.data.text_dataset(texts, tok, pairs=...)`), for a backbone that
             takes them (KerasHub's BERT). Default False: such a backbone gets zeros.
+        current_stage: the policy stage applied (restored from a saved model).
+        epochs_trained: epochs trained so far; a later `fit` continues from here.
+        frozen_variables: paths of the backbone weights you froze (default: read
+            off the layers; restored from a saved model).
 
     Examples:
         >>> import pretrainlib as pl
@@ -71,201 +72,175 @@ class FineTuner(TrainingCore, keras.Model):
         >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
         ...                                    max_sequence_length=8)
         >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(num_classes=2),
-        ...                   policy=pl.freezing.FreezeThenUnfreeze(freeze_epochs=1))
-        >>> ft.compile(learning_rate=1e-3)
-        >>> history = ft.fit(pl.data.text_dataset(texts, tok, labels=labels,
-        ...                                       sequence_length=8), epochs=2, verbose=0)
-        >>> ft.current_stage
-        1
+        ...                   policy=pl.freezing.FreezeThenUnfreeze(freeze_epochs=1),
+        ...                   preprocessor=pl.text.TextPreprocessor(tok, sequence_length=8))
+        >>> ft.compile("adam", learning_rate=1e-3)
+        >>> history = ft.fit(texts, labels, epochs=1, verbose=0)
+        >>> history = ft.fit(texts, labels, epochs=1, verbose=0)  # goes on to stage 1
+        >>> ft.current_stage, ft.predict(["a small cat"], verbose=0).shape
+        (1, (1, 2))
     """
 
     def __init__(self, backbone: keras.Model, head: keras.layers.Layer,
-                 policy: FreezePolicy | None = None, current_stage: int | None = None,
+                 policy: FreezePolicy | Transform | None = None,
+                 adapters: Transform | None = None, preprocessor=None,
                  groups: dict | None = None, batchnorm: str = "auto", pairs: bool = False,
-                 **kwargs):
-        if not isinstance(backbone, keras.Model):
-            raise TypeError(
-                "`backbone` must be a keras.Model (e.g. pl.backbones.TextEncoder). "
-                f"Received: backbone of type {type(backbone).__name__}"
-            )
-        if not isinstance(head, keras.layers.Layer):
-            raise TypeError(
-                "`head` must be a Keras layer (e.g. pl.heads.Classifier(num_classes=4)). "
-                f"Received: head of type {type(head).__name__}"
-            )
-        policy = FreezeThenUnfreeze() if policy is None else policy
-        if not isinstance(policy, FreezePolicy):
-            raise TypeError(
-                "`policy` must be a pl.freezing.FreezePolicy (e.g. FreezeThenUnfreeze()). "
-                f"Received: policy of type {type(policy).__name__}"
-            )
-        # LoRA and adapters change the backbone before the graph is assembled.
-        patterns = groups
-        network, groups = policy.prepare(backbone, layer_groups(backbone, groups))
-        if "head" in groups:
+                 current_stage: int | None = None, epochs_trained: int = 0,
+                 frozen_variables: list | None = None, **kwargs):
+        _check_types(backbone, head, policy, adapters)
+        if isinstance(policy, Transform):  # shorthand: the transform, trained throughout
+            policy, adapters = FullFineTune(), policy
+        if policy is None:
+            policy = FullFineTune() if adapters is not None else FreezeThenUnfreeze()
+        if preprocessor is not None:
+            preprocessor.check_backbone(backbone)
+        adapted = trainable.adapt(backbone, layer_groups(backbone, groups), adapters,
+                                  frozen_variables)
+        if "head" in adapted.groups:
             raise ValueError(
                 f"The backbone has a layer group named 'head', the name of the task head's "
-                f"group. Rename it. Groups: {list(groups)}"
-            )
+                f"group. Rename it. Groups: {list(adapted.groups)}")
         # === Functional Model ===
         inputs, call = call_inputs(backbone, pairs=bool(pairs))
-        features = network(call)
-        outputs = head(features)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-        self.backbone = backbone
-        self.head = head
-        self.policy = policy
-        # A plain holder, so Keras does not track the layers a second time.
-        self._groups = _Groups({**groups, "head": [head]}, network,
-                               keras.Model(inputs, features, name="features"))
-        self._groups.patterns = patterns
-        names = list(self.layer_groups)
-        # Fail now, not at the first stage boundary, on groups the model lacks.
-        for stage in range(policy.num_stages(names)):
-            policy.plan(stage, names)
+        features = adapted.network(call)
+        super().__init__(inputs=inputs, outputs=head(features), **kwargs)
+        self.backbone, self.head, self.policy, self.adapters = backbone, head, policy, adapters
+        self.preprocessor = preprocessor
         self.batchnorm = _resolve_batchnorm(batchnorm, backbone)
         self.pairs = bool(pairs)
-        candidates = trainable_candidates(self.layer_groups)
-        if self.batchnorm == "frozen":
-            candidates -= {id(v) for layers in groups.values() for layer in layers
-                           for sub in layer._flatten_layers()
-                           if isinstance(sub, keras.layers.BatchNormalization)
-                           for v in sub.weights}
-        self._groups.candidates = candidates
+        self.epochs_trained = validation.non_negative_int("epochs_trained", epochs_trained)
+        candidates = trainable.candidates(adapted, head, adapters, self.batchnorm == "frozen")
+        # A plain holder, so Keras does not track the layers a second time.
+        self._parts = _Parts({**adapted.groups, "head": [head]}, adapted.network,
+                             keras.Model(inputs, features, name="features"), candidates,
+                             adapted.frozen, groups)
+        names = list(self.layer_groups)
+        for stage in range(policy.num_stages(names)):  # groups it lacks fail now
+            policy.plan(stage, names)
         if current_stage is not None and not 0 <= current_stage < policy.num_stages(names):
             raise ValueError(
                 f"`current_stage` must index one of the policy's {policy.num_stages(names)} "
-                f"stages. Received: current_stage={current_stage}"
-            )
+                f"stages. Received: current_stage={current_stage}")
         self.current_stage = current_stage
-        apply_stage(policy, current_stage or 0, self.layer_groups, self.trainable_candidates)
+        apply_stage(policy, current_stage or 0, self.layer_groups, candidates)
 
     @property
     def layer_groups(self) -> dict[str, list[keras.layers.Layer]]:
-        """The backbone's groups, bottom to top (plus any the policy adds), then
+        """The backbone's groups, bottom to top (with any adapter layers), then
         `"head"`."""
-        return dict(self._groups.groups)
+        return dict(self._parts.groups)
 
     @property
     def trainable_candidates(self) -> frozenset[int]:
-        """`id`s of the variables any policy stage may train."""
-        return self._groups.candidates
+        """`id`s of the variables some policy stage may train."""
+        return self._parts.candidates
 
-    def _summary_rows(self):
-        names = list(self.layer_groups)
-        stage = self.current_stage or 0
-        groups = ", ".join(name for name in names if name != "head")
-        return [
-            ("backbone", f"{summary.backbone_line(self.backbone)}; groups {groups}"),
-            ("head", f"{summary.describe(self.head)}: "
-                     f"{summary.human(summary.count_params(self.head.weights))} params"),
-            ("policy", f"{summary.describe(self.policy)}, in stage {stage} of "
-                       f"{self.policy.num_stages(names)}\n{self.policy.summary(self)}"),
-            *super()._summary_rows(),
-        ]
-
-    # === Defaults from the head ===
-    def _regression(self) -> bool:
-        return getattr(self.head, "task", None) == "regression"
-
-    def default_loss(self):
-        if self._regression():
-            return keras.losses.MeanSquaredError()
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def default_metrics(self):
-        if self._regression():
-            return [keras.metrics.MeanAbsoluteError(name="mae"),
-                    keras.metrics.RootMeanSquaredError(name="rmse")]
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                MacroF1(self.head.num_classes)]
-
-    # === Training ===
-    def fit(self, x=None, y=None, epochs=1, callbacks=None, validation_data=None,
-            steps_per_epoch=None, initial_epoch=0, cache_features="auto", **kwargs):
-        """Keras's `fit`, with the policy applied and, where it pays, cached features.
-
-        Every argument but `cache_features` is `keras.Model.fit`'s.
-
-        Args:
-            cache_features: `"auto"` (default): when every epoch of this call trains
-                the head alone and the backbone has no random layer (dropout,
-                augmentation), the backbone's features are computed once and the
-                head is trained on them; same results, a fraction of the time. It
-                assumes `x` yields the same inputs every epoch: pass `False` if your
-                dataset augments. `True` insists (an error says why it cannot).
-        """
-        if y is not None:
-            raise ValueError(
-                "`y` is not used: FineTuner.fit takes a tf.data.Dataset of (inputs, "
-                "labels) as `x`; build one with pl.data.text_dataset(texts, tokenizer, "
-                "labels=...) or pl.data.image_dataset(images, labels).")
-        self._check_data("x", x, steps_per_epoch, "steps_per_epoch")
-        if validation_data is not None:
-            self._check_data("validation_data", validation_data,
-                               kwargs.get("validation_steps"), "validation_steps")
-        self._require_compiled()
-        # Build the optimizer on every variable that some stage trains, so that
-        # groups unfrozen later are known to it (Keras refuses unknown variables).
-        # Slots are variables: create them under the model's distribution strategy.
-        if not self.optimizer.built:
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.optimizer_variables())
-        policy_callback = PolicyCallback(self.policy, self.layer_groups,
-                                         self.trainable_candidates)
-        policy_callback.set_model(self)
-
-        def apply_policy(epoch: int) -> None:  # once a resumed state is loaded
-            policy_callback.apply(epoch if self.policy.unit == "epoch"
-                                  else int(self.optimizer.iterations))
-
-        callbacks = [policy_callback, *(callbacks or [])]
-        kwargs.update(epochs=epochs, callbacks=callbacks, steps_per_epoch=steps_per_epoch,
-                      initial_epoch=initial_epoch, on_start=apply_policy)
-        kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
-        if not self._use_feature_cache(cache_features, epochs, initial_epoch):
-            return self._fit_keras(x, validation_data=validation_data, **kwargs)
-        network = self._groups.features
-        x = feature_cache.cache_features(network, x, self._head_input)
-        if validation_data is not None:
-            validation_data = feature_cache.cache_features(network, validation_data,
-                                                           self._head_input)
-        self._set_feature_mode(True)
-        try:
-            return self._fit_keras(x, validation_data=validation_data, **kwargs)
-        finally:
-            self._set_feature_mode(False)
+    @property
+    def task_part(self) -> DeclaresLoss:
+        """The head, or for a plain Keras layer, classification on its logits."""
+        if isinstance(self.head, DeclaresLoss):
+            return self.head
+        return _LogitsHead(self.output_shape[-1])
 
     def optimizer_variables(self) -> list:
         """Every variable that trains in some stage of the policy."""
         return variables_ever_trained(self.policy, self.layer_groups, self.trainable_candidates)
 
-    # === Feature caching ===
-    def _use_feature_cache(self, cache_features, epochs: int, initial_epoch: int) -> bool:
-        if cache_features not in ("auto", True, False):
-            raise ValueError(
-                "`cache_features` must be 'auto', True or False. "
-                f"Received: cache_features={cache_features!r}"
-            )
-        if cache_features is False:
-            return False
+    def _summary_rows(self):
+        names = list(self.layer_groups)
+        groups = ", ".join(name for name in names if name != "head")
+        rows = [
+            ("backbone", f"{formatting.backbone_line(self.backbone)}; groups {groups}"),
+            ("head", f"{formatting.describe(self.head)}: "
+                     f"{formatting.human(formatting.count_params(self.head.weights))} params"),
+        ]
+        if self.adapters is not None:
+            rows.append(("adapters", formatting.describe(self.adapters)))
+        frozen = set(self._parts.frozen)
+        if frozen:
+            count = formatting.count_params(v for v in self.weights if v.path in frozen)
+            rows.append(("frozen", f"{formatting.human(count)} params you froze never train"))
+        rows.append(("policy", f"{formatting.describe(self.policy)}, in stage "
+                               f"{self.current_stage or 0} of {self.policy.num_stages(names)}"
+                               f"\n{self.policy.summary(self)}"))
+        return rows + super()._summary_rows()
+
+    # === Training ===
+    def fit(self, x=None, y=None, *args, cache_features="auto", **kwargs):
+        """`keras.Model.fit` (see `TrainingCore.fit`), with the policy applied and,
+        where it pays, cached features.
+
+        Args:
+            cache_features: `"auto"` (default): when every epoch of this call trains
+                the head alone, the backbone has no random layer (dropout) and the
+                dataset draws no random numbers (augmentation), the backbone's
+                features are computed once and the head is trained on them; same
+                results, a fraction of the time. `True` insists (an error says why
+                it cannot); `False` never caches. `fit_on_cached_features` says
+                whether the last call did.
+        """
+        validation.one_of("cache_features", cache_features, ("auto", True, False))
+        self._cache = cache_features
+        return super().fit(x, y, *args, **kwargs)
+
+    def _check_data(self, name, dataset, steps, steps_name):
+        check_labeled(name, dataset, steps, steps_name, self.input,
+                      getattr(self.task_part, "num_classes", None))
+        check_shapes(name, dataset.element_spec[0], self.backbone)
+
+    _cache = "auto"
+
+    def _fit_run(self, run, **kwargs):
+        policy = PolicyCallback(self.policy, self.layer_groups, self.trainable_candidates,
+                                epoch_offset=run.epoch_offset)
+        policy.set_model(self)
+        self._policy_callback = policy
+        run.callbacks.insert(0, policy)
+        reason = self._reason_not_to_cache(run, kwargs.get("validation_data"))
+        self.fit_on_cached_features = reason is None
+        if reason is not None:
+            if self._cache is True:
+                raise ValueError(f"`cache_features=True` needs a frozen, deterministic "
+                                 f"backbone and data, but {reason}. Use "
+                                 "cache_features='auto' or False.")
+            return super()._fit_run(run, **kwargs)
+        select = self._head_input
+        network = self._parts.features
+        run.x = feature_cache.cache_features(network, run.x, select)
+        validation_data = kwargs.pop("validation_data")
+        if validation_data is not None:
+            validation_data = feature_cache.cache_features(network, validation_data, select)
+        trainer = feature_cache.HeadTrainer(self, run.x.element_spec[0])
+        return run.fit(trainer=trainer, validation_data=validation_data, **kwargs)
+
+    def _begin_run(self, epoch: int) -> None:
+        self._policy_callback.apply(epoch if self.policy.unit == "epoch"
+                                    else int(self.optimizer.iterations))
+
+    def _reason_not_to_cache(self, run, validation_data) -> str | None:
+        """Why this call cannot train the head on cached features, or None."""
+        if self._cache is False:
+            return "cache_features=False"
         names = list(self.layer_groups)
         if self.policy.unit == "step":  # which steps this call spans is not known here
             stages = set(range(self.policy.num_stages(names)))
         else:
-            stages = {self.policy.stage_index(e, names) for e in range(initial_epoch, epochs)}
+            stages = {self.policy.stage_index(e, names) for e in run.absolute_epochs()}
         training = sorted({g for stage in stages
                            for g, plan in self.policy.plan(stage, names).items()
                            if plan.trains and g != "head"})
-        random = feature_cache.random_layers(self._groups.network)
-        if cache_features is True and (training or random):
-            reason = (f"groups {training} train in these epochs" if training
-                      else f"the backbone has random layers {random}")
-            raise ValueError(
-                f"`cache_features=True` needs a frozen, deterministic backbone, but {reason}."
-                " Use cache_features='auto' or False."
-            )
-        return not training and not random
+        if training:
+            return f"groups {training} train in these epochs"
+        random = feature_cache.random_layers(self._parts.network)
+        if random:
+            return f"the backbone has random layers {random}"
+        for name, data in (("x", run.x), ("validation_data", validation_data)):
+            drawn = None if data is None else feature_cache.random_data(data)
+            if drawn:
+                return f"`{name}` draws random numbers (augmentation?) every epoch"
+            if data is not None and drawn is None:
+                return f"it cannot be told whether `{name}` draws random numbers"
+        return None
 
     def _head_input(self, outputs):
         """What the head reads from the backbone's outputs (only that is cached)."""
@@ -274,87 +249,41 @@ class FineTuner(TrainingCore, keras.Model):
             return {feature: outputs[feature]}
         return outputs
 
-    def _set_feature_mode(self, on: bool) -> None:
-        self._groups.features_cached = on
-        # Steps traced in one mode must not run in the other.
-        self.train_function = self.test_function = self.predict_function = None
-
-    @property
-    def input_spec(self):
-        return None if self._groups_ready() and self._groups.features_cached \
-            else super().input_spec
-
-    @input_spec.setter
-    def input_spec(self, value):
-        keras.Model.input_spec.fset(self, value)
-
-    def _groups_ready(self) -> bool:
-        return isinstance(self.__dict__.get("_groups"), _Groups)
-
-    def call(self, inputs, training=None, mask=None, **kwargs):
-        if self._groups_ready() and self._groups.features_cached:
-            return self.head(inputs, training=training)
-        return super().call(inputs, training=training, mask=mask, **kwargs)
-
-    def _check_data(self, name: str, dataset, steps: int | None, steps_name: str) -> None:
-        """Rejects, before any step runs, inputs the model does not take and labels
-        outside `[0, num_classes)` (in the `steps` batches used of an endless dataset)."""
-        dataset_length(name, dataset)
-        dataset = bounded(name, dataset, steps, steps_name)
-        spec = dataset.element_spec
-        if not isinstance(spec, tuple) or len(spec) < 2:
-            raise ValueError(
-                f"`{name}` must yield (inputs, labels) pairs. Received element spec: {spec}"
-            )
-        given, wanted = spec[0], self.input
-        if isinstance(given, dict) and isinstance(wanted, dict) and set(given) != set(wanted):
-            hint = ""
-            if "segment_ids" in set(given) - set(wanted):
-                hint = " Build the FineTuner with pairs=True for sentence pairs."
-            elif "segment_ids" in set(wanted) - set(given):
-                hint = (" Pass pairs=... to pl.data.text_dataset, or build the FineTuner "
-                        "without pairs=True.")
-            raise ValueError(
-                f"`{name}` yields inputs {sorted(given)}, but the model takes "
-                f"{sorted(wanted)}.{hint}"
-            )
-        num_classes = getattr(self.head, "num_classes", None)
-        if num_classes is None:
-            return
-        if getattr(spec[1], "dtype", None) is not None and spec[1].dtype.is_floating:
-            raise ValueError(
-                f"`{name}` has float labels ({spec[1].dtype.name}), but the head "
-                f"{type(self.head).__name__} classifies: pass integer class ids, or use "
-                "pl.heads.Regressor for real-valued targets."
-            )
-        largest = dataset.map(lambda *batch: keras.ops.max(batch[1])).reduce(
-            np.int64(-1), lambda a, b: keras.ops.maximum(a, keras.ops.cast(b, "int64"))
-        )
-        if int(largest) >= num_classes:
-            raise ValueError(
-                f"`{name}` holds label {int(largest)}, but the head has num_classes="
-                f"{num_classes}. Build the head with num_classes >= {int(largest) + 1}."
-            )
-
     # === Config ===
     def get_config(self):
+        serialize = keras.saving.serialize_keras_object
         return {
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "head": keras.saving.serialize_keras_object(self.head),
-            "policy": keras.saving.serialize_keras_object(self.policy),
-            "current_stage": self.current_stage,
-            "groups": self._groups.patterns,
-            "batchnorm": self.batchnorm,
-            "pairs": self.pairs,
-            "name": self.name,
+            "backbone": serialize(self.backbone), "head": serialize(self.head),
+            "policy": serialize(self.policy),
+            "adapters": None if self.adapters is None else serialize(self.adapters),
+            "preprocessor": None if self.preprocessor is None else serialize(self.preprocessor),
+            "groups": self._parts.patterns, "batchnorm": self.batchnorm, "pairs": self.pairs,
+            "current_stage": self.current_stage, "epochs_trained": int(self.epochs_trained),
+            "frozen_variables": list(self._parts.frozen), "name": self.name,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("backbone", "head", "policy"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in ("backbone", "head", "policy", "adapters", "preprocessor"):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _check_types(backbone, head, policy, adapters) -> None:
+    expected = (("backbone", backbone, keras.Model, "a keras.Model (e.g. pl.backbones."
+                 "TextEncoder)"),
+                ("head", head, keras.layers.Layer, "a Keras layer (e.g. pl.heads.Classifier"
+                 "(num_classes=4))"),
+                ("policy", policy, (FreezePolicy, Transform, type(None)),
+                 "a pl.freezing.FreezePolicy (e.g. FreezeThenUnfreeze())"),
+                ("adapters", adapters, (Transform, type(None)),
+                 "a pl.freezing.Transform (e.g. LoRA(8))"))
+    for name, value, kind, described in expected:
+        if not isinstance(value, kind):
+            raise TypeError(f"`{name}` must be {described}. Received: {name} of type "
+                            f"{type(value).__name__}")
 
 
 def _resolve_batchnorm(batchnorm: str, backbone: keras.Model) -> str:
@@ -366,13 +295,27 @@ def _resolve_batchnorm(batchnorm: str, backbone: keras.Model) -> str:
     return "policy" if isinstance(backbone, ours) else "frozen"
 
 
-class _Groups:
-    """Holds the FineTuner's layer groups, and what the head is trained on, outside
-    Keras's attribute tracking."""
+class _LogitsHead(DeclaresLoss):
+    """The defaults for a head that is a plain Keras layer giving class logits."""
 
-    def __init__(self, groups, network, features):
+    def __init__(self, num_classes: int):
+        self.num_classes = num_classes
+
+    def default_loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def default_metrics(self) -> list:
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                MacroF1(self.num_classes)]
+
+
+class _Parts:
+    """The FineTuner's layer groups and what trains, outside Keras's tracking."""
+
+    def __init__(self, groups, network, features, candidates, frozen, patterns):
         self.groups = groups
         self.network = network  # the backbone as called (with adapters, if any)
         self.features = features  # the FineTuner's inputs -> what the head reads
-        self.candidates = frozenset()
-        self.features_cached = False
+        self.candidates = candidates
+        self.frozen = frozen
+        self.patterns = patterns

@@ -19,7 +19,8 @@ import pathlib
 
 import keras
 import tensorflow as tf
-from keras.src.export.tfsm_layer import _list_variables_used_by_fns  # what TFSMLayer uses
+
+from pretrainlib import keras_compat
 
 __all__ = ["SavedModelLayer", "export", "load_backbone"]
 
@@ -57,7 +58,7 @@ class SavedModelLayer(keras.layers.Layer):
         self._loaded = _load_saved_model(self.handle)  # keeps the functions' resources alive
         self.endpoint, self._function, self._is_signature = _endpoint(
             self._loaded, endpoint, self.handle)
-        trainable_vars, other_vars = _list_variables_used_by_fns([self._function])
+        trainable_vars, other_vars = keras_compat.saved_model_variables([self._function])
         seen = set()
         for variable in [*trainable_vars, *other_vars]:
             name = variable.name.split(":")[0].replace("/", "_")
@@ -66,7 +67,7 @@ class SavedModelLayer(keras.layers.Layer):
             seen.add(name)
             # A Keras variable made from a tf.Variable wraps that very variable, so
             # the function's reads and the optimizer's writes meet.
-            self._track_variable(keras.Variable(variable, trainable=variable.trainable,
+            keras_compat.track_variable(self, keras.Variable(variable, trainable=variable.trainable,
                                                 dtype=variable.dtype, name=name))
         self.built = True
 

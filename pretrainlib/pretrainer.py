@@ -7,21 +7,25 @@ import random
 import keras
 import tensorflow as tf
 
+from pretrainlib import formatting, validation
 from pretrainlib.objectives import randomness
 from pretrainlib.objectives.objective import Objective
-from pretrainlib.training import summary
-from pretrainlib.training.core import TrainingCore, dataset_length
+from pretrainlib.training.core import TrainingCore
+from pretrainlib.training.inputs import check_shapes, dataset_length
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
 class Pretrainer(TrainingCore, keras.Model):
     """Trains `backbone` with a self-supervised `objective`; a Keras model.
 
-    `fit`, `evaluate` and callbacks are Keras's. Datasets passed to `fit` and
-    `evaluate` yield raw batches (e.g. from `pl.data.text_dataset`); the objective's
-    `transform` (masking, noise) is mapped over them inside tf.data, drawn anew for
-    every batch of a run and the same on a rerun, a resumed run or N replicas. After
-    training, keep `pretrainer.backbone`; the objective's head is dropped.
+    `fit`, `evaluate` and callbacks are Keras's. `fit` and `evaluate` take raw
+    batches: a dataset (e.g. from `pl.data.text_dataset`) or arrays (images, with
+    `y=` labels for objectives that use them). The objective's `transform`
+    (masking, noise) is mapped over them inside tf.data. Its random draws come from
+    `seed` and each batch's position in the run: anew for every batch of a run,
+    the same on a rerun, a resumed run or N replicas; `evaluate` and validation
+    draw from their own stream, the same on every call. After training, keep
+    `pretrainer.backbone`; the objective's head is dropped.
 
     `compile()` defaults: AdamW (weight decay 0.01, per-variable bias correction),
     linear warmup over 10% of the run then linear decay, gradient clipping at norm
@@ -31,6 +35,9 @@ class Pretrainer(TrainingCore, keras.Model):
     Args:
         backbone: the model to pretrain (e.g. `pl.backbones.TextEncoder`).
         objective: a `pl.objectives.Objective` (e.g. `MaskedLM`).
+        seed: base seed of the objective's draws (saved with the model and in
+            checkpoints); default: drawn from Python's `random` (seeded by
+            `keras.utils.set_random_seed`).
 
     Examples:
         >>> import pretrainlib as pl
@@ -46,7 +53,8 @@ class Pretrainer(TrainingCore, keras.Model):
         True
     """
 
-    def __init__(self, backbone: keras.Model, objective: Objective, **kwargs):
+    def __init__(self, backbone: keras.Model, objective: Objective, seed: int | None = None,
+                 **kwargs):
         if not isinstance(backbone, keras.Model):
             raise TypeError(
                 "`backbone` must be a keras.Model (e.g. pl.backbones.TextEncoder). "
@@ -57,43 +65,55 @@ class Pretrainer(TrainingCore, keras.Model):
                 "`objective` must be a pl.objectives.Objective (e.g. MaskedLM). "
                 f"Received: objective of type {type(objective).__name__}"
             )
+        if seed is not None:
+            validation.non_negative_int("seed", seed)
         objective.validate_backbone(backbone)
         inputs, outputs = objective.build(backbone)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
         self.objective = objective
+        self.seed = random.getrandbits(31) if seed is None else seed
 
-    # === Defaults from the objective ===
-    def default_loss(self):
-        return self.objective.loss()
+    # Masks and noise are drawn per batch of one stream (see `_stream_view`).
+    _reads_one_stream = True
 
-    def default_metrics(self):
-        return self.objective.metrics()
-
-    def default_weighted_metrics(self):
-        return self.objective.weighted_metrics()
+    @property
+    def task_part(self):
+        return self.objective
 
     def _summary_rows(self):
-        own = summary.count_params(self.backbone.weights)
+        own = formatting.count_params(self.backbone.weights)
         return [
-            ("backbone", summary.backbone_line(self.backbone)),
-            ("objective", f"{summary.describe(self.objective)}: head "
-                          f"{summary.human(summary.count_params(self.weights) - own)} params"),
+            ("backbone", formatting.backbone_line(self.backbone)),
+            ("objective", f"{formatting.describe(self.objective)}: head "
+                          f"{formatting.human(formatting.count_params(self.weights) - own)} "
+                          "params"),
             *super()._summary_rows(),
         ]
 
     # === Data goes through the objective ===
-    def _objective_view(self, name: str, dataset, first: int = 0):
-        """`dataset` through the objective's `transform`, batch i drawing its random
-        numbers (masks, noise) from the seed (base, first + i): see
-        objectives/randomness.py for why not plain tf.random ops. `fit` views one
-        stream of all its epochs, so every batch of a run gets its own draws;
-        `evaluate` and validation data restart at 0, so they score the same masks
-        every time."""
+    def _check_data(self, name, dataset, steps, steps_name):
         dataset_length(name, dataset)
-        base = random.getrandbits(31)
-        seeds = tf.data.Dataset.counter(start=first).map(lambda i: tf.stack([base, i]))
+        spec = dataset.element_spec
+        check_shapes(name, spec[0] if isinstance(spec, tuple) else spec, self.backbone)
 
+    def _stream_view(self, stream, first_batch):
+        return self._objective_view(stream, self.seed, first_batch)
+
+    def _evaluation_view(self, dataset):
+        # Its own stream, restarting at 0: every evaluation scores the same draws.
+        if dataset is None:
+            return None
+        return self._objective_view(dataset, self.seed, 0, step=-1)
+
+    def _objective_view(self, dataset, base: int, first: int = 0, step: int = 1):
+        """`dataset` through the objective's `transform`, batch i drawing its random
+        numbers (masks, noise) from the seed (base, first + step * i): see
+        objectives/randomness.py for why not plain tf.random ops. `fit` views one
+        stream of all its epochs (step 1), so every batch of a run gets its own
+        draws; evaluation counts down from -1, apart from every training batch."""
+        seeds = tf.data.Dataset.counter(start=first if step > 0 else -1, step=step).map(
+            lambda i: tf.stack([tf.constant(base, "int64"), i]))
         batch_size = tf.nest.flatten(dataset.element_spec)[0].shape[:1]
 
         def transform(batch, seed):
@@ -110,29 +130,6 @@ class Pretrainer(TrainingCore, keras.Model):
         return tf.data.Dataset.zip(dataset, seeds).map(
             transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
-    def fit(self, x=None, y=None, epochs=1, validation_data=None, steps_per_epoch=None,
-            initial_epoch=0, **kwargs):
-        if y is not None:
-            raise ValueError(
-                "Pretrainer.fit takes unlabeled data: pass a dataset as `x` and no `y`; "
-                "the objective makes the targets."
-            )
-        self._require_compiled()
-        if validation_data is not None:
-            validation_data = self._objective_view("validation_data", validation_data)
-        kwargs.setdefault("shuffle", False)  # datasets shuffle themselves
-        if self.built and not self.optimizer.built:  # so that a checkpoint can load
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.optimizer_variables())
-        dataset_length("x", x)
-        return self._fit_keras(x, epochs=epochs, validation_data=validation_data,
-                               steps_per_epoch=steps_per_epoch, initial_epoch=initial_epoch,
-                               view=lambda stream, first: self._objective_view(
-                                   "x", stream, first), **kwargs)
-
-    def evaluate(self, x=None, y=None, **kwargs):
-        return super().evaluate(self._objective_view("x", x), **kwargs)
-
     # === Config ===
     def get_config(self):
         # Not chained to super(): a functional model's config is its graph, which
@@ -140,6 +137,7 @@ class Pretrainer(TrainingCore, keras.Model):
         return {
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "objective": keras.saving.serialize_keras_object(self.objective),
+            "seed": self.seed,
             "name": self.name,
         }
 

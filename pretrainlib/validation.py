@@ -46,6 +46,13 @@ def positive_float(name: str, value: Any) -> float:
     return float(value)
 
 
+def non_negative_float(name: str, value: Any) -> float:
+    """Returns `value` if it is a number >= 0 (0.0 included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise ValueError(f"`{name}` must be a number >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
 def one_of(name: str, value: Any, choices) -> Any:
     if value not in choices:
         raise ValueError(

@@ -126,10 +126,10 @@ CASES = [
     ("fit unlabeled data", lambda t: fitted(t, pl.data.text_dataset(TEXTS, t,
                                                                     sequence_length=16)),
      ValueError, "`x`"),
-    ("fit a list", lambda t: fitted(t, [1, 2, 3]), TypeError, "`x`"),
+    ("fit arrays without y", lambda t: fitted(t, [1, 2, 3]), ValueError, "`y`"),
     ("fit an empty dataset", lambda t: fitted(t, labeled(t).take(0)), ValueError, "`x`"),
-    ("fit with y", lambda t: pl.FineTuner(encoder(t), pl.heads.Classifier(2)).fit(
-        labeled(t), y=np.zeros(3)), ValueError, "`y`"),
+    ("fit a dataset with y", lambda t: fitted(t, labeled(t), y=np.zeros(3)), ValueError,
+     "`y`"),
     ("fit endless data", lambda t: fitted(t, labeled(t).repeat()), ValueError,
      "steps_per_epoch"),
     ("fit bad validation labels",

@@ -18,10 +18,14 @@ def test_group_index_out_of_range(tiny_encoder):
                      policy=FreezePolicy([Stage(0, ["head", 9])]))
 
 
-def test_lr_multipliers_need_a_pretrainlib_optimizer(tiny_encoder, labeled):
+class MyAdam(keras.optimizers.Adam):
+    """An optimizer class of the user's own: pretrainlib leaves it as it is."""
+
+
+def test_lr_multipliers_need_an_optimizer_that_takes_them(tiny_encoder, labeled):
     ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
                       policy=pl.freezing.FreezeThenUnfreeze(1, backbone_lr_multiplier=0.5))
-    ft.compile(optimizer=keras.optimizers.Adam(1e-3))
+    ft.compile(optimizer=MyAdam(1e-3))
     with pytest.raises(ValueError, match="per-group learning rates"):
         ft.fit(labeled(), epochs=2, verbose=0)
 

@@ -9,7 +9,7 @@ import pretrainlib as pl
 
 class Mode(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
-        self.cached = self.model._groups.features_cached
+        self.cached = self.model.fit_on_cached_features
 
 
 def train(tiny_encoder, labeled, policy, cache, epochs=3, **encoder_kwargs):

@@ -85,8 +85,8 @@ def test_a_frozen_bert_backbone_is_run_once_and_its_features_cached(labeled, tok
     ft = pl.FineTuner(bert(tokenizer), pl.heads.Classifier(num_classes=6),
                       policy=pl.freezing.FeatureExtraction())
     ft.compile(learning_rate=1e-2)
-    assert ft._use_feature_cache("auto", epochs=2, initial_epoch=0)
     history = ft.fit(labeled(n=64), epochs=2, verbose=0)
+    assert ft.fit_on_cached_features
     assert np.isfinite(history.history["loss"]).all()
 
 

@@ -69,8 +69,8 @@ def test_masks_change_every_epoch_and_replay_on_a_rerun_under_a_global_seed(
         objective = pl.objectives.MaskedLM(tokenizer=tokenizer, whole_word=whole_word)
         epoch = pl.data.text_dataset(glosses[:64], tokenizer, batch_size=32,
                                      sequence_length=32, shuffle=False)  # 2 batches
-        stream = pl.Pretrainer(encoder, objective)._objective_view(
-            "x", epoch.repeat().skip(first), first)
+        stream = pl.Pretrainer(encoder, objective)._stream_view(epoch.repeat().skip(first),
+                                                                first)
         return [x["token_ids"].numpy() for x, _, _ in stream.take(batches)]
 
     run = view()

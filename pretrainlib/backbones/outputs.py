@@ -65,6 +65,38 @@ def call_inputs(backbone: keras.Model, pairs: bool = False):
     return given, call
 
 
+def is_causal(backbone: keras.Model) -> bool:
+    """Whether `backbone` attends causally (no position sees a later one): this
+    library's `TextEncoder(causal=True)`, or a KerasHub decoder-only backbone (the
+    backbone of one of KerasHub's causal LMs: GPT-2, Llama, Mistral, Gemma, ...).
+
+    Examples:
+        >>> import keras_hub, pretrainlib as pl
+        >>> gpt2 = keras_hub.models.GPT2Backbone(vocabulary_size=50, num_layers=1,
+        ...     num_heads=2, hidden_dim=8, intermediate_dim=16, max_sequence_length=16)
+        >>> pl.backbones.outputs.is_causal(gpt2)
+        True
+    """
+    if getattr(backbone, "causal", False):
+        return True
+    return isinstance(backbone, _keras_hub_decoders())
+
+
+def _keras_hub_decoders() -> tuple:
+    """KerasHub's decoder-only backbone classes, read off its causal-LM tasks (an
+    encoder-decoder's `Seq2SeqLM` is not one)."""
+    import keras_hub
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    return tuple({task.backbone_cls for task in subclasses(keras_hub.models.CausalLM)
+                  if getattr(task, "backbone_cls", None) is not None
+                  and not issubclass(task, keras_hub.models.Seq2SeqLM)})
+
+
 def sequence_features(outputs, backbone: keras.Model):
     """`[batch, seq, features]`: `sequence_output` from a dict, or a rank-3 tensor."""
     if isinstance(outputs, dict) and "sequence_output" in outputs:

@@ -1,7 +1,7 @@
-"""The freezing policy object and its built-in policies."""
+"""Freezing policies (when each layer group trains) and parameter-efficient
+transforms (what can train: LoRA, adapters, BitFit)."""
 
 from pretrainlib.freezing.builtins import (
-    BitFit,
     FeatureExtraction,
     FreezeThenUnfreeze,
     FullFineTune,
@@ -9,7 +9,7 @@ from pretrainlib.freezing.builtins import (
     LayerwiseLRDecay,
 )
 from pretrainlib.freezing.callback import PolicyCallback
-from pretrainlib.freezing.peft import Adapter, Adapters, LoRA
+from pretrainlib.freezing.peft import Adapter, Adapters, BitFit, LoRA, Transform
 from pretrainlib.freezing.policy import FreezePolicy, Stage
 
 __all__ = [
@@ -25,4 +25,5 @@ __all__ = [
     "LoRA",
     "PolicyCallback",
     "Stage",
+    "Transform",
 ]

@@ -107,9 +107,11 @@ class GradualUnfreeze(FreezePolicy):
 
     def __init__(self, every_epochs: int = 1):
         self.every_epochs = validation.positive_int("every_epochs", every_epochs)
-        super().__init__([Stage(0, ("head",))])
+        super().__init__(None)
 
     def stages_for(self, groups):
+        if groups is None:
+            return super().stages_for(groups)
         backbone = [g for g in groups if g != "head"]
         return [Stage(k * self.every_epochs, ("head", *backbone[len(backbone) - k:]))
                 for k in range(len(backbone) + 1)]
@@ -143,9 +145,11 @@ class LayerwiseLRDecay(FreezePolicy):
             raise ValueError(f"`decay` must be in (0, 1]. Received: decay={decay}")
         self.decay = decay
         self.freeze_epochs = validation.non_negative_int("freeze_epochs", freeze_epochs)
-        super().__init__([Stage(0, ALL)])
+        super().__init__(None)
 
     def stages_for(self, groups):
+        if groups is None:
+            return super().stages_for(groups)
         backbone = [g for g in groups if g != "head"]
         n = len(backbone)
         rates = {g: self.decay ** (n - i) for i, g in enumerate(backbone)}
@@ -154,28 +158,3 @@ class LayerwiseLRDecay(FreezePolicy):
 
     def get_config(self):
         return {"decay": self.decay, "freeze_epochs": self.freeze_epochs}
-
-
-# Variable names of biases and normalization parameters in Keras layers.
-BIAS_AND_NORM = ("bias", "gamma", "beta")
-
-
-@keras.saving.register_keras_serializable(package="pretrainlib")
-class BitFit(FreezePolicy):
-    """BitFit (Ben Zaken et al., 2022): in the backbone only biases and normalization
-    scales/offsets train (`bias`, `gamma`, `beta`); the head trains fully.
-
-    About 0.1% of a BERT's parameters, and the optimizer keeps slots for those only.
-
-    Examples:
-        >>> import pretrainlib as pl
-        >>> print(pl.freezing.BitFit().summary(["block_0", "head"]))
-        stage  epochs  block_0                 head
-        0      0+      train(bias|gamma|beta)  train
-    """
-
-    def __init__(self):
-        super().__init__([Stage(0, ALL, train_only={"backbone": BIAS_AND_NORM})])
-
-    def get_config(self):
-        return {}

@@ -4,21 +4,53 @@ from __future__ import annotations
 
 import keras
 
+from pretrainlib import keras_compat
 from pretrainlib.freezing.policy import group_variables, training_variables
 
 
 def trainable_candidates(groups: dict[str, list[keras.layers.Layer]]) -> frozenset[int]:
-    """`id`s of the variables a policy may train: those their layers made trainable.
+    """`id`s of the variables a policy may train: those you left trainable.
 
-    Sets every layer trainable (Keras then marks every variable it created trainable
-    again, undoing earlier stages) and reads which variables are; variables created
-    non-trainable (BatchNorm's moving statistics, seed states) never train.
+    Read before any policy runs: a layer or model set `trainable = False`, or a
+    variable created or set non-trainable (BatchNorm's moving statistics, seed
+    states, a frozen kernel), never trains. A layer a policy has already set (one
+    backbone fine-tuned twice) is read as you left it, unless you changed it since.
     """
+    chosen = set()
     for layers in groups.values():
         for layer in layers:
-            layer.trainable = True
-    return frozenset(id(v) for layers in groups.values() for v in group_variables(layers)
-                     if v.trainable)
+            now = {id(v) for v in layer.trainable_weights}
+            record = layer.__dict__.get(_RECORD)
+            if record is None:
+                chosen |= now
+                continue
+            yours, left = record
+            chosen |= {id(v) for v in layer.weights
+                       if (id(v) in yours if (id(v) in now) == (id(v) in left)
+                           else id(v) in now)}
+    return frozenset(chosen)
+
+
+# Per group layer: (what you left trainable, what the last stage left trainable).
+_RECORD = "_pretrainlib_trainable"
+
+
+def remember_yours(groups: dict, yours: frozenset[int]) -> None:
+    """Notes on each group layer which of its variables you left trainable, so that
+    a later read (`trainable_candidates`) sees them through a policy's flags."""
+    for layers in groups.values():
+        for layer in layers:
+            left = frozenset(id(v) for v in layer.trainable_weights)
+            layer.__dict__[_RECORD] = (frozenset(id(v) for v in layer.weights) & yours, left)
+
+
+def _remember(groups: dict, candidates: frozenset[int]) -> None:
+    for layers in groups.values():
+        for layer in layers:
+            ids = {id(v) for v in layer.weights}
+            yours = layer.__dict__.get(_RECORD, (ids & candidates, None))[0]
+            left = {id(v) for v in layer.trainable_weights}
+            layer.__dict__[_RECORD] = (frozenset(yours), frozenset(left))
 
 
 def apply_stage(policy, stage: int, groups: dict, candidates: frozenset[int]) -> list:
@@ -34,16 +66,19 @@ def apply_stage(policy, stage: int, groups: dict, candidates: frozenset[int]) ->
     for name, layers in groups.items():
         plan = plans[name]
         for layer in layers:
+            # Keras's setter also marks every variable the layer created trainable.
             layer.trainable = plan.trains
             if plan.trains:  # parts that may never train stay frozen (inference mode)
-                for sub in layer._flatten_layers(include_self=True):
+                for sub in keras_compat.sublayers(layer, include_self=True):
                     if sub.weights and not any(id(v) in candidates for v in sub.weights):
                         sub.trainable = False
         for variable in group_variables(layers):
-            if id(variable) in candidates:
-                variable.trainable = plan.trains_variable(variable)
-                if variable.trainable:
-                    multipliers.append((variable, plan.multiplier))
+            trains = id(variable) in candidates and plan.trains_variable(variable)
+            if variable.trainable != trains:  # what is not a candidate stays frozen
+                variable.trainable = trains
+            if trains:
+                multipliers.append((variable, plan.multiplier))
+    _remember(groups, candidates)
     return multipliers
 
 
@@ -72,8 +107,10 @@ class PolicyCallback(keras.callbacks.Callback):
     Args:
         policy: a `pl.freezing.FreezePolicy`.
         groups: `{group name: [layers]}`, bottom to top, the head last.
-        candidates: `id`s of the variables that may train (default: computed with
-            `trainable_candidates(groups)`).
+        candidates: `id`s of the variables that may train (default: those
+            trainable when the callback is made, `trainable_candidates(groups)`).
+        epoch_offset: epochs the model trained before this `fit` (stage of Keras's
+            epoch `e` is the policy's stage of `epoch_offset + e`).
 
     Examples:
         >>> import keras, pretrainlib as pl
@@ -90,15 +127,17 @@ class PolicyCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, policy, groups: dict[str, list[keras.layers.Layer]],
-                 candidates: frozenset[int] | None = None):
+                 candidates: frozenset[int] | None = None, epoch_offset: int = 0):
         super().__init__()
         self.policy = policy
         self.groups = groups
         self.candidates = trainable_candidates(groups) if candidates is None else candidates
+        self.epoch_offset = epoch_offset
         self.stage = None
 
     def apply(self, epoch: int) -> bool:
-        """Applies the stage of `epoch`; returns True if it changed anything."""
+        """Applies the stage of the model's absolute `epoch` (a step, for step
+        policies); returns True if it changed anything."""
         stage = self.policy.stage_index(epoch, list(self.groups))
         if stage == self.stage:
             return False
@@ -110,9 +149,9 @@ class PolicyCallback(keras.callbacks.Callback):
         elif any(m != 1.0 for _, m in multipliers):
             raise ValueError(
                 f"{type(self.policy).__name__} sets per-group learning rates, which "
-                f"{type(optimizer).__name__} does not support. Compile with "
-                "optimizer='adamw' or 'sgd' (pretrainlib's), or a policy without "
-                "learning-rate multipliers."
+                f"{type(optimizer).__name__} does not support. Compile with a Keras "
+                "optimizer (a string such as 'adamw', or a keras.optimizers instance), "
+                "or a policy without learning-rate multipliers."
             )
         self.stage = stage
         self.model.current_stage = stage
@@ -128,7 +167,7 @@ class PolicyCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         if self.policy.unit == "epoch":
-            self.apply(epoch)
+            self.apply(self.epoch_offset + epoch)
 
     def on_train_batch_begin(self, batch, logs=None):
         # Keras looks `train_function` up before every step, so a function rebuilt

@@ -1,4 +1,12 @@
-"""Policies that add a few trainable weights to a frozen backbone: LoRA, adapters."""
+"""Parameter-efficient methods as model transforms: LoRA, adapters, BitFit.
+
+A transform says *what* can train (PEFT's split of config and method): it may add
+weights to the backbone (LoRA's low-rank updates, adapter layers) and it decides
+which of the backbone's own weights stay trainable. *When* each layer group trains
+is the freezing policy's job, so any policy composes with any transform:
+`FineTuner(backbone, head, policy=FreezeThenUnfreeze(1), adapters=LoRA(8))` trains
+the head alone for an epoch, then the head and every LoRA update.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +15,101 @@ import tempfile
 
 import keras
 
-from pretrainlib import validation
+from pretrainlib import keras_compat, validation
 from pretrainlib.backbones.layer_groups import matches
-from pretrainlib.freezing.policy import ALL, FreezePolicy, Stage
 
 LORA_VARIABLES = ("lora_kernel_a", "lora_kernel_b")
+# Variable names of biases and normalization parameters in Keras layers.
+BIAS_AND_NORM = ("bias", "gamma", "beta")
+
+
+class Transform:
+    """Base class of parameter-efficient methods (`adapters=` of a FineTuner).
+
+    Subclasses implement `apply(backbone, groups)`, returning the model the
+    FineTuner calls and its layer groups (layers a transform adds join the group of
+    the layer they adapt; their weights are free to train), `owns(variable)` for
+    weights it adds inside existing layers (LoRA's), and `keeps(variable)` for the
+    backbone weights that may still train. `merge` and `unload` turn an adapted
+    backbone back into a plain one.
+
+    Examples:
+        >>> import pretrainlib as pl
+        >>> class NormsOnly(pl.freezing.Transform):
+        ...     def keeps(self, variable):
+        ...         return variable.name in ("gamma", "beta")
+        >>> encoder = pl.backbones.TextEncoder(50, num_layers=1, hidden_dim=16)
+        >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(2), adapters=NormsOnly())
+        >>> sorted({v.name for v in ft.trainable_weights})
+        ['beta', 'bias', 'gamma', 'kernel']
+    """
+
+    def apply(self, backbone: keras.Model, groups: dict) -> tuple[keras.Model, dict]:
+        return backbone, groups
+
+    def owns(self, variable) -> bool:
+        """Whether `variable` is a weight this transform added to a backbone layer."""
+        return False
+
+    def keeps(self, variable) -> bool:
+        """Whether a backbone weight may still train under this transform."""
+        return True
+
+    def merge(self, backbone: keras.Model) -> keras.Model:
+        """A plain backbone computing what the adapted one computes."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be merged into the weights.")
+
+    def unload(self, backbone: keras.Model) -> keras.Model:
+        """The backbone without this transform's weights (its updates dropped)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be unloaded.")
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.get_config()})"
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
-class LoRA(FreezePolicy):
+class BitFit(Transform):
+    """BitFit (Ben Zaken et al., 2022): in the backbone only biases and normalization
+    scales/offsets train (`bias`, `gamma`, `beta`); the head trains fully.
+
+    About 0.1% of a BERT's parameters, and the optimizer keeps slots for those only.
+    As `policy=BitFit()` it trains them from the first step; as `adapters=BitFit()`
+    the policy says when each group's biases start.
+
+    Examples:
+        >>> import pretrainlib as pl
+        >>> encoder = pl.backbones.TextEncoder(50, num_layers=1, hidden_dim=16,
+        ...                                    max_sequence_length=8)
+        >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(2), adapters=pl.freezing.BitFit())
+        >>> sorted({v.name for v in ft.trainable_weights} - {"kernel"})
+        ['beta', 'bias', 'gamma']
+    """
+
+    def keeps(self, variable) -> bool:
+        return matches(variable.name, BIAS_AND_NORM)
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class LoRA(Transform):
     """LoRA (Hu et al., 2021) with Keras 3's built-in `enable_lora`.
 
     Every backbone layer whose name fully matches one of `targets` and that supports
     LoRA (`Dense`, `EinsumDense`, `Embedding`) gets a low-rank update
-    `kernel + (alpha / rank) * A @ B` with `B` starting at zero; only `A`, `B` and
-    the head train, and the optimizer keeps slots for those only. The default
-    targets are the attention query and value projections, as in the paper.
-    `LoRA.merge(backbone)` folds the updates into the kernels for export.
+    `kernel + (alpha / rank) * A @ B` with `B` starting at zero; the backbone's own
+    weights stay frozen, and the optimizer keeps slots for `A` and `B` only. The
+    default targets are the attention query and value projections, as in the paper.
+
+    LoRA is enabled on the backbone's layers in place (as `keras.layers.Dense.
+    enable_lora` does); pass `pl.backbones.clone(backbone)` to keep yours plain.
+    `merge(backbone)` folds the updates into the kernels (for export);
+    `unload(backbone)` drops them.
 
     Args:
         rank: rank of the update.
@@ -34,9 +120,9 @@ class LoRA(FreezePolicy):
         >>> import pretrainlib as pl
         >>> encoder = pl.backbones.TextEncoder(50, num_layers=1, hidden_dim=16,
         ...                                    max_sequence_length=8)
-        >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(2), policy=pl.freezing.LoRA(rank=4))
+        >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(2), adapters=pl.freezing.LoRA(4))
         >>> print(ft.policy.summary(ft).splitlines()[2].split()[2:])
-        ['frozen', 'train(lora_kernel_a|lora_kernel_b)', '320', 'train', '34', '354']
+        ['frozen', 'train', '320', 'train', '34', '354']
         >>> merged = pl.freezing.LoRA.merge(ft.backbone)
         >>> any("lora" in v.path for v in merged.weights)
         False
@@ -54,10 +140,9 @@ class LoRA(FreezePolicy):
                 f"['query', 'value']. Received: targets={targets!r}"
             )
         self.targets = tuple(targets)
-        super().__init__([Stage(0, ALL, train_only={"backbone": LORA_VARIABLES})])
 
-    def prepare(self, backbone, groups):
-        supported = [layer for layer in backbone._flatten_layers(include_self=False)
+    def apply(self, backbone, groups):
+        supported = [layer for layer in keras_compat.sublayers(backbone)
                      if hasattr(layer, "enable_lora")]
         chosen = [layer for layer in supported if matches(layer.name, self.targets)]
         if not chosen:
@@ -71,6 +156,12 @@ class LoRA(FreezePolicy):
                 layer.enable_lora(self.rank, lora_alpha=self.alpha)
         return backbone, groups
 
+    def owns(self, variable) -> bool:
+        return variable.name in LORA_VARIABLES
+
+    def keeps(self, variable) -> bool:
+        return False
+
     @staticmethod
     def merge(backbone: keras.Model) -> keras.Model:
         """A copy of `backbone` without LoRA, its updates folded into the kernels.
@@ -83,6 +174,19 @@ class LoRA(FreezePolicy):
             path = os.path.join(folder, "merged.weights.h5")
             backbone.save_weights(path)
             clean.load_weights(path)
+        return clean
+
+    @staticmethod
+    def unload(backbone: keras.Model) -> keras.Model:
+        """A copy of `backbone` without LoRA and without its updates: the base
+        weights as they were before fine-tuning."""
+        clean = LoRA.merge(backbone)
+        plain = {layer.path: layer for layer in keras_compat.sublayers(clean)}
+        for layer in keras_compat.sublayers(backbone):
+            if getattr(layer, "lora_enabled", False):  # put the frozen base back
+                base = keras_compat.lora_base_weight(layer)
+                target = plain[layer.path]
+                keras_compat.lora_base_weight(target).assign(base)
         return clean
 
     def get_config(self):
@@ -132,13 +236,15 @@ class Adapter(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
-class Adapters(FreezePolicy):
+class Adapters(Transform):
     """Adapters (Houlsby et al., 2019): a small residual bottleneck after each block
-    of a frozen backbone; only the adapters and the head train.
+    of a frozen backbone; only the adapters (and the head) train.
 
-    The adapters form their own layer group, `"adapters"`, just below the head. The
-    backbone's layers are shared, not copied: it is called inside a new functional
-    graph with an `Adapter` after each target layer.
+    Each adapter joins the layer group of the layer it follows, so a schedule such
+    as `GradualUnfreeze` opens them block by block. The backbone's layers are
+    shared, not copied: it is called inside a new functional graph with an
+    `Adapter` after each target layer; the backbone object itself is unchanged,
+    so `unload` gives it back.
 
     Args:
         bottleneck: width of each adapter's bottleneck.
@@ -151,11 +257,9 @@ class Adapters(FreezePolicy):
         >>> encoder = pl.backbones.TextEncoder(50, num_layers=2, hidden_dim=16,
         ...                                    max_sequence_length=8)
         >>> ft = pl.FineTuner(encoder, pl.heads.Classifier(2),
-        ...                   policy=pl.freezing.Adapters(bottleneck=4))
-        >>> list(ft.layer_groups)
-        ['embeddings', 'block_0', 'block_1', 'adapters', 'head']
-        >>> [a.name for a in ft.layer_groups["adapters"]]
-        ['transformer_layer_0_adapter', 'transformer_layer_1_adapter']
+        ...                   adapters=pl.freezing.Adapters(bottleneck=4))
+        >>> [layer.name for layer in ft.layer_groups["block_1"]]
+        ['transformer_layer_1', 'final_layer_norm', 'transformer_layer_1_adapter']
     """
 
     def __init__(self, bottleneck: int = 16, targets=None):
@@ -166,14 +270,12 @@ class Adapters(FreezePolicy):
                 f"Received: targets={targets!r}"
             )
         self.targets = None if targets is None else tuple(targets)
-        super().__init__([Stage(0, ("adapters", "head"))])
 
-    def prepare(self, backbone, groups):
+    def apply(self, backbone, groups):
         if self.targets is None:
             chosen = [layers[0] for layers in list(groups.values())[1:] if layers]
         else:
-            chosen = [layer for layer in backbone._flatten_layers(include_self=False)
-                      if matches(layer.name, self.targets)]
+            chosen = [layer for layer in backbone.layers if matches(layer.name, self.targets)]
         if not chosen:
             raise ValueError(
                 f"Adapters found no layer to adapt in {backbone.name!r}: pass `targets`, "
@@ -203,7 +305,17 @@ class Adapters(FreezePolicy):
                 f"top-level layers of {backbone.name!r}'s graph. Pass `targets` naming "
                 f"some of {[layer.name for layer in backbone.layers]}."
             )
-        return adapted, {**groups, "adapters": list(adapters.values())}
+        placed = {name: list(layers) for name, layers in groups.items()}
+        for name, layers in groups.items():
+            placed[name] += [adapters[id(layer)] for layer in layers if id(layer) in adapters]
+        return adapted, placed
+
+    def keeps(self, variable) -> bool:
+        return False
+
+    def unload(self, backbone: keras.Model) -> keras.Model:
+        """`backbone` itself: adapters live in the FineTuner's graph, not in it."""
+        return backbone
 
     def get_config(self):
         return {"bottleneck": self.bottleneck,

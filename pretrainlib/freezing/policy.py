@@ -10,7 +10,7 @@ import keras
 
 from pretrainlib import validation
 from pretrainlib.backbones.layer_groups import matches
-from pretrainlib.training.summary import count_params, human
+from pretrainlib.formatting import count_params, human
 
 ALL = "all"
 HEAD = "head"
@@ -96,8 +96,11 @@ class FreezePolicy:
     training is kept; newly unfrozen ones start fresh.
 
     The group names are the backbone's `layer_groups` (bottom to top) plus `"head"`.
-    Subclasses may derive their stages from the model's groups (`stages_for`) or
-    change the model before it is assembled (`prepare`: LoRA, adapters).
+    Subclasses may derive their stages from the model's groups: they pass
+    `stages=None` and implement `stages_for(groups)`, the one source of every
+    stage number (`stage_index`, `num_stages`, `plan`, `summary`). What can train
+    inside a group (LoRA, adapters, BitFit) is a transform's job
+    (`FineTuner(adapters=...)`), not a policy's.
 
     Args:
         stages: list of `Stage` (or their config dicts), ordered by `start_epoch`;
@@ -118,18 +121,23 @@ class FreezePolicy:
         1      2+      x0.1        train    train
     """
 
-    def __init__(self, stages: Sequence[Stage | dict], unit: str = "epoch"):
-        self.stages = _check_stages(stages)
+    def __init__(self, stages: Sequence[Stage | dict] | None, unit: str = "epoch"):
+        self.stages = None if stages is None else _check_stages(stages)
         self.unit = validation.one_of("unit", unit, ("epoch", "step"))
 
     # === Stages ===
-    def stages_for(self, groups: Sequence[str]) -> list[Stage]:
-        """The stages for a model with these groups (the same for any model here)."""
+    def stages_for(self, groups: Sequence[str] | None) -> list[Stage]:
+        """The stages for a model with these groups. Fixed here; policies built with
+        `stages=None` derive them from the groups and need them."""
+        if self.stages is None:
+            raise ValueError(
+                f"{type(self).__name__}'s stages depend on the model's layer groups: pass "
+                "`groups` (e.g. list(fine_tuner.layer_groups)).")
         return self.stages
 
     def stage_index(self, epoch: int, groups: Sequence[str] | None = None) -> int:
         """Index of the stage active in `epoch` (a step, if `unit="step"`)."""
-        stages = self.stages_for(list(groups)) if groups is not None else self.stages
+        stages = self.stages_for(None if groups is None else list(groups))
         return max(i for i, s in enumerate(stages) if s.start_epoch <= epoch)
 
     def num_stages(self, groups: Sequence[str]) -> int:
@@ -159,12 +167,6 @@ class FreezePolicy:
     def resolve(self, stage_index: int, groups: Iterable[str]) -> dict[str, float]:
         """`{group: lr multiplier}` for the groups that train in a stage (0 = frozen)."""
         return {g: p.multiplier for g, p in self.plan(stage_index, groups).items()}
-
-    # === Model changes ===
-    def prepare(self, backbone: keras.Model, groups: dict) -> tuple[keras.Model, dict]:
-        """Changes the backbone before the FineTuner is assembled; returns the model
-        to call and its groups. The default changes nothing."""
-        return backbone, groups
 
     # === Reporting ===
     def summary(self, groups) -> str:

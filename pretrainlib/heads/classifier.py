@@ -6,6 +6,7 @@ import keras
 
 from pretrainlib import validation
 from pretrainlib.heads.dense_head import DenseHead
+from pretrainlib.metrics import MacroF1
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -16,7 +17,8 @@ class Classifier(DenseHead):
     `[batch, height, width, channels]` is averaged over positions first), or a dict
     from which it picks `feature` (for `pl.backbones.TextEncoder`, `"pooled_output"`, the
     masked mean of the final hidden states that MLM pretraining trains).
-    Outputs logits; the FineTuner's default loss applies the softmax.
+    Outputs logits. A FineTuner's defaults for it: sparse categorical
+    cross-entropy on the logits, with accuracy and macro-F1 as metrics.
 
     Args:
         num_classes: number of classes (at least 2).
@@ -43,6 +45,13 @@ class Classifier(DenseHead):
         super().__init__(num_classes, feature=feature, hidden_dim=hidden_dim,
                          dropout=dropout, **kwargs)
         self.num_classes = num_classes
+
+    def default_loss(self):
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    def default_metrics(self) -> list:
+        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                MacroF1(self.num_classes)]
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}

@@ -5,15 +5,18 @@ from __future__ import annotations
 import keras
 
 from pretrainlib import validation
+from pretrainlib.protocol import DeclaresLoss
 
 
-class DenseHead(keras.layers.Layer):
+class DenseHead(DeclaresLoss, keras.layers.Layer):
     """Dropout and a dense layer (optionally an MLP) from features to `units` outputs.
 
     Takes a backbone's output: a tensor `[batch, features]` (a feature map
     `[batch, height, width, channels]` or a sequence `[batch, seq, features]` is
     averaged over positions first), or a dict from which it picks `feature`.
-    Subclasses set `task` and what `units` is.
+    Subclasses set `task`, what `units` is, and the loss and metrics a FineTuner
+    compiles with by default (`default_loss()`, `default_metrics()`). Its dense layers share the
+    head's dtype policy, so a quantized head saves and loads as it was.
 
     Examples:
         >>> import numpy as np
@@ -35,10 +38,14 @@ class DenseHead(keras.layers.Layer):
         self.feature = feature
         self.hidden_dim = hidden_dim
         self.dropout = dropout
-        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout")
-        self.hidden = (keras.layers.Dense(hidden_dim, activation="gelu", name="hidden")
-                       if hidden_dim else None)
-        self.logits = keras.layers.Dense(units, name=self.output_name)
+        # Sublayers take the head's policy: after `quantize`, `get_config` saves a
+        # DTypePolicyMap of their quantized policies, which they read back here by
+        # path (KerasHub's way for nested layers).
+        dtype = self.dtype_policy
+        self.dropout_layer = keras.layers.Dropout(dropout, name="dropout", dtype=dtype)
+        self.hidden = (keras.layers.Dense(hidden_dim, activation="gelu", name="hidden",
+                                          dtype=dtype) if hidden_dim else None)
+        self.logits = keras.layers.Dense(units, name=self.output_name, dtype=dtype)
 
     def _select(self, features):
         if isinstance(features, dict):
@@ -79,4 +86,18 @@ class DenseHead(keras.layers.Layer):
         config = super().get_config()
         config.update({"feature": self.feature, "hidden_dim": self.hidden_dim,
                        "dropout": self.dropout})
+        quantized = [layer for layer in (self.hidden, self.logits)
+                     if layer is not None and layer.quantization_mode is not None]
+        if quantized and not isinstance(self.dtype_policy, keras.dtype_policies.DTypePolicyMap):
+            policies = keras.dtype_policies.DTypePolicyMap(default_policy=self.dtype_policy)
+            for layer in quantized:
+                policies[layer.path] = layer.dtype_policy
+            config["dtype"] = keras.dtype_policies.serialize(policies)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("dtype"), dict):
+            config["dtype"] = keras.dtype_policies.get(config["dtype"])
+        return cls(**config)

@@ -51,5 +51,12 @@ class Regressor(DenseHead):
         shape = super().compute_output_shape(input_shape)
         return shape[:-1] if self.outputs == 1 else shape
 
+    def default_loss(self):
+        return keras.losses.MeanSquaredError()
+
+    def default_metrics(self) -> list:
+        return [keras.metrics.MeanAbsoluteError(name="mae"),
+                keras.metrics.RootMeanSquaredError(name="rmse")]
+
     def get_config(self):
         return {**super().get_config(), "outputs": self.outputs}

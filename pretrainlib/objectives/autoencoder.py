@@ -16,8 +16,8 @@ from pretrainlib.backbones.outputs import (
 )
 from pretrainlib.objectives import randomness
 from pretrainlib.objectives.objective import Objective
-from pretrainlib.training.losses import GlobalWeightedMean
-from pretrainlib.training.metrics import PSNR, squared_error
+from pretrainlib.losses import GlobalWeightedMean
+from pretrainlib.metrics import PSNR, squared_error
 
 NOISES = ("mask", "gaussian", "dropout")
 
@@ -87,7 +87,6 @@ class Autoencoder(Objective):
         if decoder_dim is not None:
             validation.positive_int("decoder_dim", decoder_dim)
         self.decoder_dim = decoder_dim
-        self._input_shape = None
 
     def validate_backbone(self, backbone: keras.Model) -> None:
         inputs = single_input(backbone, "Autoencoder")
@@ -105,7 +104,6 @@ class Autoencoder(Objective):
                 f"`patch_size` must divide the image height and width. Received: "
                 f"patch_size={self.patch_size} for images of shape {shape[1:]}"
             )
-        self._input_shape = shape[1:]
 
     # === Data ===
     def transform(self, batch):
@@ -117,20 +115,21 @@ class Autoencoder(Objective):
         if self.noise == "dropout":
             keep = randomness.uniform(tf.shape(clean)) >= self.dropout_rate
             return tf.where(keep, clean, 0.0), clean
-        masked = self.mask(tf.shape(clean))
+        masked = self.mask([tf.shape(clean)[0], *clean.shape[1:]])
         corrupted = tf.where(masked[..., None] if clean.shape.rank == 4 else masked,
                              self.mask_value, clean)
         return corrupted, clean, tf.cast(masked, "float32")
 
     def mask(self, shape) -> tf.Tensor:
-        """Boolean mask, `[b, h, w]` for images (whole patches) or `[b, d]` for
-        vectors, with exactly `round(mask_ratio * units)` units masked per row."""
-        batch = shape[0]
-        if len(self._input_shape) == 3:
-            height, width = self._input_shape[0], self._input_shape[1]
-            grid = (height // self.patch_size, width // self.patch_size)
+        """Boolean mask for a batch of `shape` (`[batch, h, w, c]` images or
+        `[batch, d]` vectors, sizes after the batch known): `[batch, h, w]` (whole
+        patches) or `[batch, d]`, with exactly `round(mask_ratio * units)` units
+        masked per row."""
+        batch, *sizes = shape
+        if len(sizes) == 3:
+            grid = (sizes[0] // self.patch_size, sizes[1] // self.patch_size)
         else:
-            grid = (self._input_shape[0],)
+            grid = (sizes[0],)
         units = math.prod(grid)
         count = round(self.mask_ratio * units)
         # The `count` smallest of per-unit uniform draws: an exact ratio per row.
@@ -144,11 +143,12 @@ class Autoencoder(Objective):
     def build(self, backbone: keras.Model):
         inputs = model_input(backbone)
         outputs = backbone(inputs)
-        if len(self._input_shape) == 1:
+        input_shape = tuple(inputs.shape[1:])
+        if len(input_shape) == 1:
             x = pooled_features(outputs)
             x = keras.layers.Dense(self.decoder_dim or 256, activation="gelu",
                                    name="decoder_hidden")(x)
-            return inputs, keras.layers.Dense(self._input_shape[0], name="decoder_output")(x)
+            return inputs, keras.layers.Dense(input_shape[0], name="decoder_output")(x)
         features = feature_map(outputs)
         if features is None:
             raise ValueError(
@@ -156,7 +156,7 @@ class Autoencoder(Objective):
                 "(a 'feature_map' output or a [batch, h, w, c] tensor); "
                 f"{backbone.name!r} gives none."
             )
-        height, width, channels = self._input_shape
+        height, width, channels = input_shape
         stride = height // features.shape[1]
         if stride * features.shape[1] != height or stride * features.shape[2] != width:
             raise ValueError(

@@ -7,17 +7,23 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 
-from pretrainlib.backbones.outputs import call_inputs, sequence_features, token_inputs
+from pretrainlib.backbones.outputs import (
+    call_inputs,
+    is_causal,
+    sequence_features,
+    token_inputs,
+)
 from pretrainlib.objectives.objective import Objective
-from pretrainlib.training.losses import MaskedTokenCrossentropy
+from pretrainlib.losses import MaskedTokenCrossentropy
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
 class CausalLM(Objective):
     """Next-token prediction: every position predicts the token after it.
 
-    Needs a backbone with causal self-attention, e.g.
-    `pl.backbones.TextEncoder(..., causal=True)`, so no position sees its target.
+    Needs a backbone with causal self-attention, so no position sees its target:
+    `pl.backbones.TextEncoder(..., causal=True)` or a KerasHub decoder (GPT-2,
+    Llama, ... built directly or loaded with `pl.hub.load_backbone`).
     The transform shifts each row by one token (inputs are tokens `0..n-2`,
     targets `1..n-1`); padding targets get weight 0. The output layer is the
     backbone's token embedding used in reverse (tied weights), so the objective
@@ -51,12 +57,12 @@ class CausalLM(Objective):
 
     def validate_backbone(self, backbone: keras.Model) -> None:
         token_inputs(backbone, "CausalLM", "pl.backbones.TextEncoder(..., causal=True)")
-        if not getattr(backbone, "causal", False):
+        if not is_causal(backbone):
             raise ValueError(
                 "CausalLM needs causal self-attention, or every position would see the "
-                "token it must predict. Build the backbone with `causal=True`, e.g. "
-                f"pl.backbones.TextEncoder(..., causal=True). Received: {backbone.name!r} "
-                "without causal attention."
+                "token it must predict: a KerasHub decoder (e.g. GPT2Backbone) or "
+                "pl.backbones.TextEncoder(..., causal=True). Received: "
+                f"{backbone.name!r} ({type(backbone).__name__}) without causal attention."
             )
         if getattr(backbone, "token_embedding", None) is None and self.tie_weights:
             raise ValueError(
@@ -81,7 +87,8 @@ class CausalLM(Objective):
         if self.tie_weights:
             logits = backbone.token_embedding(sequence, reverse=True)
         else:
-            vocab_size = backbone.get_config()["vocab_size"]
+            config = backbone.get_config()
+            vocab_size = config.get("vocab_size", config.get("vocabulary_size"))
             logits = keras.layers.Dense(vocab_size, name="lm_head")(sequence)
         return inputs, logits
 

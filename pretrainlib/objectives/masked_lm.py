@@ -12,7 +12,7 @@ from pretrainlib import validation
 from pretrainlib.backbones.outputs import call_inputs, sequence_features, token_inputs
 from pretrainlib.objectives import randomness
 from pretrainlib.objectives.objective import Objective
-from pretrainlib.training.losses import MaskedTokenCrossentropy
+from pretrainlib.losses import MaskedTokenCrossentropy
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -33,7 +33,7 @@ class MaskedLM(Objective):
         mask_token_rate: fraction of selected tokens replaced by `[MASK]`.
         random_token_rate: fraction of selected tokens replaced by a random token.
         max_predictions: predictions kept per row (default: enough for `mask_rate`
-            of the backbone's `max_sequence_length` with headroom).
+            of the row length with 30% headroom).
         whole_word: select whole words, not pieces: when `play` and `##ing` form one
             word both are masked or neither (BERT's whole-word masking), so the model
             cannot fill in a piece from its other half. `mask_rate` is then the
@@ -117,9 +117,6 @@ class MaskedLM(Objective):
                 f"{embedding.input_dim}. Build the backbone with "
                 "`vocab_size=tokenizer.vocab_size`."
             )
-        if self.max_predictions is None:
-            length = getattr(backbone, "max_sequence_length", 512)
-            self.max_predictions = max(1, math.ceil(length * self.mask_rate * 1.3))
 
     # === Data ===
     def transform(self, batch):
@@ -155,7 +152,8 @@ class MaskedLM(Objective):
         selected = tf.gather(chosen, word, batch_dims=1) & selectable
         # Keep at most `max_predictions` per row (a word past the cap is cut; the
         # default cap has 30% headroom over the expected count).
-        limit = self.max_predictions or 128
+        limit = self.max_predictions or max(
+            1, math.ceil((token_ids.shape[1] or 128) * self.mask_rate * 1.3))
         selected &= tf.cumsum(tf.cast(selected, "int32"), axis=1) <= limit
         draw = randomness.uniform(shape)
         to_mask = selected & (draw < self.mask_token_rate)

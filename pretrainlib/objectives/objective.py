@@ -6,8 +6,10 @@ from typing import Any
 
 import keras
 
+from pretrainlib.protocol import DeclaresLoss
 
-class Objective:
+
+class Objective(DeclaresLoss):
     """Base class for pretraining objectives. Subclass it to write your own.
 
     An objective has three jobs, each a method:
@@ -26,7 +28,9 @@ class Objective:
        default.
 
     `validate_backbone(backbone)` runs at construction and should raise a
-    `ValueError` when the backbone cannot serve this objective. Objectives are plain
+    `ValueError` when the backbone cannot serve this objective; it only checks
+    (one objective may serve several backbones): read what `transform` needs
+    from the batch, and what `build` needs from the backbone. Objectives are plain
     serializable objects: implement `get_config` and register the class with
     `keras.saving.register_keras_serializable`.
 
@@ -68,6 +72,16 @@ class Objective:
 
     def weighted_metrics(self) -> list:
         return []
+
+    # The task-part protocol the Pretrainer reads (see pretrainlib/protocol.py).
+    def default_loss(self):
+        return self.loss()
+
+    def default_metrics(self) -> list:
+        return self.metrics()
+
+    def default_weighted_metrics(self) -> list:
+        return self.weighted_metrics()
 
     def get_config(self) -> dict:
         return {}

@@ -1,6 +1,9 @@
-"""Text preprocessing: tokenizers and co-occurrence token embeddings."""
+"""Text preprocessing: tokenizers, preprocessors and co-occurrence token embeddings."""
 
 from pretrainlib.text.cooccurrence import cooccurrence_embeddings
+from pretrainlib.text.initialization import init_token_embeddings
+from pretrainlib.text.preprocessor import TextPreprocessor
 from pretrainlib.text.word_piece_tokenizer import WordPieceTokenizer
 
-__all__ = ["WordPieceTokenizer", "cooccurrence_embeddings"]
+__all__ = ["TextPreprocessor", "WordPieceTokenizer", "cooccurrence_embeddings",
+           "init_token_embeddings"]

@@ -18,7 +18,7 @@ import shutil
 import keras
 import numpy as np
 
-from pretrainlib import validation
+from pretrainlib import keras_compat, validation
 
 _FORMAT = 1
 _WEIGHTS = "model.weights.h5"  # model and optimizer (slots and step counter)
@@ -73,6 +73,7 @@ class Checkpoint(keras.callbacks.Callback):
         self.resume = bool(resume)
         self._run: dict = {}
         self._offset = 0  # batches of the current epoch trained before this fit call
+        self._saved_at = 0  # run batches done at the last save
 
     # === Reading ===
     def checkpoints(self) -> list[pathlib.Path]:
@@ -112,22 +113,30 @@ class Checkpoint(keras.callbacks.Callback):
         `first_epoch`, `steps_per_epoch` and `schedule`; `offset` the batches of the
         first epoch already trained."""
         self._run, self._offset = dict(run), offset
-        for partial in self.directory.glob(".partial-*"):  # left by a killed write
-            shutil.rmtree(partial)
-        if not self.resume:
-            for path in self.checkpoints():
-                shutil.rmtree(path)
-            self.resume = True  # only the first fit of this callback starts over
+        self._saved_at = None
+        if self._writes():
+            for partial in self.directory.glob(".partial-*"):  # left by a killed write
+                shutil.rmtree(partial)
+            if not self.resume:
+                for path in self.checkpoints():
+                    shutil.rmtree(path)
+        self.resume = True  # only the first fit of this callback starts over
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        # With steps_per_execution > 1 this runs once per execution (`batch` is its
+        # last batch), so save on crossing a multiple of `every_steps`, not on one.
         if self.every_steps is None:
             return
         done = self._offset + batch + 1
-        if self._global_batches(self._epoch, done) % self.every_steps == 0:
+        total = self._global_batches(self._epoch, done)
+        if self._saved_at is None:
+            self._saved_at = self._global_batches(self._epoch, self._offset)
+        if total // self.every_steps > self._saved_at // self.every_steps:
             self.save(self._epoch, done)
+            self._saved_at = total
 
     def on_epoch_end(self, epoch, logs=None):
         self._offset = 0
@@ -137,13 +146,21 @@ class Checkpoint(keras.callbacks.Callback):
         steps = self._run.get("steps_per_epoch", 0)
         return (epoch - self._run.get("first_epoch", 0)) * steps + batch
 
+    def _writes(self) -> bool:
+        """Whether this process writes: under MultiWorkerMirroredStrategy only the
+        chief does (as Keras's BackupAndRestore); every worker reads the chief's
+        checkpoints to resume, so `directory` must be shared."""
+        strategy = getattr(self.model, "distribute_strategy", None)
+        return bool(getattr(getattr(strategy, "extended", None), "should_checkpoint", True))
+
     def save(self, epoch: int, batch: int) -> pathlib.Path:
-        """Writes a checkpoint atomically: into `.partial-*`, then renamed."""
+        """Writes a checkpoint atomically: into `.partial-*`, then renamed (by the
+        chief only, under a multi-worker strategy)."""
         if batch >= self._run.get("steps_per_epoch", batch + 1):  # the epoch is done
             epoch, batch = epoch + 1, 0
         step = self._run.get("first_step", 0) + self._global_batches(epoch, batch)
         final = self.directory / f"step-{step:06d}"
-        if final.exists():
+        if final.exists() or not self._writes():
             return final
         self.directory.mkdir(parents=True, exist_ok=True)
         partial = self.directory / f".partial-{final.name}"
@@ -182,8 +199,8 @@ def fingerprint(model: keras.Model) -> list:
 def seed_states(model: keras.Model) -> list:
     """The state variables of every `keras.random.SeedGenerator` in `model` (dropout,
     random masking, ...), in layer order."""
-    return [generator.state for layer in model._flatten_layers(include_self=True)
-            for generator in getattr(layer, "_seed_generators", [])]
+    return [generator.state for layer in keras_compat.sublayers(model, include_self=True)
+            for generator in keras_compat.seed_generators(layer)]
 
 
 def _write_synced(path: pathlib.Path, text: str) -> None:

@@ -1,8 +1,11 @@
-"""The training core: compile defaults, run-length-aware schedules, dataset checks.
+"""The task base shared by `Pretrainer` and `FineTuner`: Keras's API, sane defaults.
 
-`Pretrainer` and `FineTuner` inherit `TrainingCore` before `keras.Model`, so every
-Keras feature (callbacks, distribution strategies, saving) stays Keras's own; this
-mixin only fills in defaults that work and checks inputs before any step runs.
+Both inherit `TrainingCore` before `keras.Model`, so every Keras feature (callbacks,
+distribution strategies, saving) stays Keras's own. This class fills in defaults
+that work (`compile`), accepts what `keras.Model` accepts (`fit`, `evaluate`,
+`predict`) and checks it before any step runs; the parts live beside it:
+`defaults` (the optimizer), `inputs` (arrays to tf.data, shape checks), `run` (one
+`fit` call, resumable), `train_step` (skipping bad batches).
 """
 
 from __future__ import annotations
@@ -10,64 +13,27 @@ from __future__ import annotations
 import json
 
 import keras
-import tensorflow as tf
-from keras.src.backend.tensorflow.trainer import (  # Keras's own test, kept in step
-    _collective_all_reduce_multi_worker as _multi_worker,
-)
-from keras.src.losses.loss import unscale_loss_for_distribution  # as Keras's step
 
-from pretrainlib import validation
-from pretrainlib.training import checkpoint as checkpointing
+from pretrainlib import formatting, keras_compat
 from pretrainlib.training import precision as precision_module
-from pretrainlib.training import summary
-from pretrainlib.training.optimizers import SGD, AdamW, inner_optimizer
+from pretrainlib.training.defaults import make_optimizer
+from pretrainlib.training.inputs import as_dataset, split_validation
+from pretrainlib.training.optimizers import inner_optimizer
+from pretrainlib.training.run import Run
 from pretrainlib.training.schedules import WarmupLinearDecay
+from pretrainlib.training.train_step import skipping_train_step
 
-_OPTIMIZERS = {"adamw": AdamW, "sgd": SGD}
-
-
-def make_optimizer(
-    optimizer: str = "adamw",
-    learning_rate: float = 1e-3,
-    weight_decay: float = 0.01,
-    warmup_ratio: float = 0.1,
-    clipnorm: float | None = 1.0,
-) -> keras.optimizers.Optimizer:
-    """Builds the default optimizer: warmup + linear decay, clipping, weight decay."""
-    validation.one_of("optimizer", optimizer, _OPTIMIZERS)
-    validation.positive_float("learning_rate", learning_rate)
-    validation.unit_interval("warmup_ratio", warmup_ratio)
-    if clipnorm is not None:
-        validation.positive_float("clipnorm", clipnorm)
-    schedule = WarmupLinearDecay(learning_rate, warmup_ratio=warmup_ratio)
-    if optimizer == "adamw":
-        return AdamW(learning_rate=schedule, weight_decay=weight_decay, clipnorm=clipnorm)
-    return SGD(learning_rate=schedule, momentum=0.9, clipnorm=clipnorm)
+_COMPILE_FORMAT = 2  # "auto" defaults; version 1 wrote None for them
+_KERAS_SETTINGS = ("loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
+                   "steps_per_execution", "jit_compile", "auto_scale_loss")
 
 
-def dataset_length(name: str, dataset) -> int | None:
-    """Batches per epoch of `dataset`, or None if unknown; rejects empty datasets."""
-    if not isinstance(dataset, tf.data.Dataset):
-        raise TypeError(
-            f"`{name}` must be a tf.data.Dataset (see pl.data.text_dataset). "
-            f"Received: {name} of type {type(dataset).__name__}"
-        )
-    cardinality = int(dataset.cardinality())
-    if cardinality == 0:
-        raise ValueError(f"`{name}` is an empty dataset; it yields no batch.")
-    if cardinality > 0:
-        return cardinality
-    if cardinality == tf.data.INFINITE_CARDINALITY:
-        return None
-    for _ in dataset.take(1):
-        return None
-    raise ValueError(f"`{name}` is an empty dataset; it yields no batch.")
+class TrainingCore(keras_compat.TrainerOverrides):
+    """Mixin for `keras.Model` subclasses: Keras's API with defaults that work.
 
-
-class TrainingCore:
-    """Mixin for `keras.Model` subclasses: default compile and run-aware schedules.
-
-    Put it before `keras.Model` in the bases and implement `default_loss()`.
+    Put it before `keras.Model` in the bases and declare the defaults: give the
+    model a `task_part` (a `pl.protocol.DeclaresLoss`, as objectives and heads
+    are) or override `default_loss()`.
 
     Examples:
         >>> import keras, pretrainlib as pl
@@ -76,80 +42,76 @@ class TrainingCore:
         ...         return "mse"
         >>> inputs = keras.Input((3,))
         >>> model = Regressor(inputs, keras.layers.Dense(1)(inputs))
-        >>> model.compile(learning_rate=1e-2)
+        >>> model.compile("adam", learning_rate=1e-2)
         >>> type(model.optimizer).__name__
-        'AdamW'
+        'Adam'
     """
 
     default_learning_rate = 1e-3
+    epochs_trained = 0  # absolute epochs trained; a later `fit` continues from here
+    _reads_one_stream = False  # True: every fit reads its data as one endless stream
 
-    def compile(
-        self,
-        optimizer="adamw",
-        learning_rate: float | None = None,
-        weight_decay: float = 0.01,
-        warmup_ratio: float = 0.1,
-        clipnorm: float | None = 1.0,
-        loss=None,
-        metrics=None,
-        weighted_metrics=None,
-        skip_nonfinite: bool = False,
-        precision: str | None = None,
-        **kwargs,
-    ):
-        """Like `keras.Model.compile`, with defaults that work for this model.
+    # === Compile ===
+    def compile(self, optimizer="auto", loss="auto", loss_weights=None, metrics="auto",
+                weighted_metrics="auto", run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True, *,
+                learning_rate: float | None = None, weight_decay: float | None = None,
+                warmup_ratio: float = 0.1, clipnorm: float | None = 1.0,
+                skip_nonfinite: bool = False, precision: str | None = None):
+        """`keras.Model.compile`, in its argument order, with defaults that work.
 
-        A string `optimizer` ("adamw" or "sgd") gets a warmup + linear-decay schedule
-        peaking at `learning_rate`, gradient clipping at `clipnorm` and decoupled
-        weight decay; the run length is read from the dataset at `fit`. Pass a Keras
-        optimizer instance to take full control. `loss` and metrics default to
-        what the objective or head declares.
+        `optimizer`: `"auto"` (AdamW) or any Keras optimizer string (`"adam"`,
+        `"sgd"`, `"rmsprop"`, `"lion"`, `"adafactor"`, ...) builds that optimizer
+        with a warmup + linear-decay schedule peaking at `learning_rate` (default
+        `default_learning_rate`; 0.0 is a rate), gradient clipping at `clipnorm`
+        and `weight_decay` (default 0.01 for AdamW; for others the optimizer's
+        own); the run length is read from the data at `fit`. A Keras optimizer
+        instance is used as it is. Either way freezing policies can scale each
+        layer group's rate. `loss`, `metrics` and `weighted_metrics`: `"auto"` is
+        what the objective or head declares; anything else is Keras's.
 
         By default `fit` stops at the first batch whose loss is NaN or infinite.
-        `skip_nonfinite=True` skips such a batch instead: no weight, optimizer slot
-        or BatchNorm statistic changes, it is left out of the reported loss, and
-        `fit` stops only after 10 skipped batches in a row.
+        `skip_nonfinite=True` skips such a batch instead: no weight, optimizer slot,
+        BatchNorm statistic or metric changes, it is left out of the reported loss,
+        and `fit` stops only after 10 skipped batches in a row.
 
         `precision` sets the whole model's dtype policy: `"mixed_bfloat16"` (TPU, or
         CPUs with bfloat16 units), `"mixed_float16"` (GPU; Keras adds loss scaling),
         `"float32"`, or `"auto"` (by hardware, see `pl.training.precision.resolve`).
         Variables stay float32 either way. None leaves the layers' policies as built.
         """
-        # Remembered so that `keras.saving.load_model` compiles the model the same way.
-        self._compile_arguments = json.dumps(keras.saving.serialize_keras_object({
-            "optimizer": optimizer, "learning_rate": learning_rate,
-            "weight_decay": weight_decay, "warmup_ratio": warmup_ratio, "clipnorm": clipnorm,
-            "loss": loss, "metrics": metrics, "weighted_metrics": weighted_metrics,
-            "skip_nonfinite": skip_nonfinite, "precision": precision, **kwargs,
-        }))
-        self.skip_nonfinite = bool(skip_nonfinite)
+        arguments = dict(
+            optimizer=optimizer, loss=loss, loss_weights=loss_weights, metrics=metrics,
+            weighted_metrics=weighted_metrics, run_eagerly=run_eagerly,
+            steps_per_execution=steps_per_execution, jit_compile=jit_compile,
+            auto_scale_loss=auto_scale_loss, learning_rate=learning_rate,
+            weight_decay=weight_decay, warmup_ratio=warmup_ratio, clipnorm=clipnorm,
+            skip_nonfinite=skip_nonfinite, precision=precision)
         if precision is not None:  # a bad name fails here, before anything changes
             precision = precision_module.resolve(precision)
-        if isinstance(optimizer, str):
-            optimizer = make_optimizer(
-                optimizer.lower(),
-                learning_rate=learning_rate or self.default_learning_rate,
-                weight_decay=weight_decay,
-                warmup_ratio=warmup_ratio,
-                clipnorm=clipnorm,
-            )
-        elif learning_rate is not None:
-            raise ValueError(
-                "`learning_rate` is only used with a string `optimizer`; set it on the "
-                f"optimizer instance instead. Received: learning_rate={learning_rate}"
-            )
+        optimizer = make_optimizer(optimizer, learning_rate, weight_decay, warmup_ratio,
+                                   clipnorm, default_learning_rate=self.default_learning_rate)
+        # Remembered so that `keras.saving.load_model` compiles the model the same way.
+        self._compile_arguments = json.dumps(keras.saving.serialize_keras_object(
+            {**arguments, "format": _COMPILE_FORMAT}))
+        self.skip_nonfinite = bool(skip_nonfinite)
         if precision is not None:
             precision_module.apply(self, precision)  # before Keras picks loss scaling
-        super().compile(
-            optimizer=optimizer,
-            loss=loss if loss is not None else self.default_loss(),
-            metrics=metrics if metrics is not None else self.default_metrics(),
-            weighted_metrics=(
-                weighted_metrics if weighted_metrics is not None
-                else self.default_weighted_metrics()
-            ),
-            **kwargs,
-        )
+        super().compile(optimizer=optimizer, **self._keras_settings(arguments))
+
+    def compile_settings(self) -> dict:
+        """Fresh copies of what `compile` gave Keras besides the optimizer (loss,
+        metrics, ...), for another model that trains part of this one."""
+        saved = json.loads(self._compile_arguments)
+        return self._keras_settings({name: keras.saving.deserialize_keras_object(saved[name])
+                                     for name in _KERAS_SETTINGS})
+
+    def _keras_settings(self, arguments: dict) -> dict:
+        """Keras's compile arguments but the optimizer, "auto" resolved."""
+        defaults = {"loss": self.default_loss, "metrics": self.default_metrics,
+                    "weighted_metrics": self.default_weighted_metrics}
+        return {name: defaults[name]() if name in defaults and _is_auto(arguments[name])
+                else arguments[name] for name in _KERAS_SETTINGS}
 
     def get_compile_config(self) -> dict:
         arguments = getattr(self, "_compile_arguments", None)
@@ -161,250 +123,145 @@ class TrainingCore:
         arguments = config.get("pretrainlib")
         if arguments is None:
             return
-        self.compile(**{k: keras.saving.deserialize_keras_object(v)
-                        for k, v in arguments.items()})
+        arguments = {k: keras.saving.deserialize_keras_object(v) for k, v in arguments.items()}
+        if arguments.pop("format", 1) == 1:  # saved by pretrainlib 0.1: None meant default
+            for name in ("loss", "metrics", "weighted_metrics", "optimizer"):
+                if arguments.get(name) is None:
+                    arguments[name] = "auto"
+        self.compile(**arguments)
         if self.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.optimizer_variables())
 
     def train_step(self, data):
-        """Keras's step; with `skip_nonfinite`, a batch with a non-finite loss or
-        gradient changes nothing.
-
-        Written out (after keras/src/backend/tensorflow/trainer.py) because skipping
-        inside the optimizer, as LossScaleOptimizer does, would still let the forward
-        pass move BatchNorm statistics to NaN and count the batch in the loss.
-        """
+        """Keras's step; with `skip_nonfinite`, a bad batch changes nothing
+        (see `pl.training.train_step.skipping_train_step`)."""
         if not getattr(self, "skip_nonfinite", False):
             return super().train_step(data)
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        state = list(self.non_trainable_variables)
-        saved = [tf.identity(v.value) for v in state]
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                                      training=True)
-            scaled = self.optimizer.scale_loss(loss)
-        variables = self.trainable_weights
-        gradients = tape.gradient(scaled, variables)
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g))
-                                for g in [loss, *gradients] if g is not None])
+        return skipping_train_step(self, data)
 
-        def apply():
-            self.optimizer.apply_gradients(zip(gradients, variables))
-            return tf.constant(0.0)
+    # === Defaults, from what the task part declares ===
+    @property
+    def task_part(self):
+        """The objective or head that declares the default loss and metrics."""
+        return None
 
-        def skip():
-            for variable, value in zip(state, saved):
-                variable.assign(value)
-            return tf.constant(1.0)
+    def default_loss(self):
+        if self.task_part is None:
+            raise NotImplementedError(f"{type(self).__name__} declares no default loss: "
+                                      "pass `loss=` to compile.")
+        return self.task_part.default_loss()
 
-        skipped = tf.cond(finite, apply, skip)
-        batch = tf.shape(next(i for i in tf.nest.flatten(x) if i is not None))[0]
-        self._loss_tracker.update_state(
-            tf.where(finite, unscale_loss_for_distribution(loss), 0.0),
-            sample_weight=tf.where(finite, batch, 0))
-        logs = self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-        return {**logs, "skipped": skipped}
+    def default_metrics(self) -> list:
+        return self.task_part.default_metrics() if self.task_part is not None else []
 
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a strategy, Keras's TF trainer builds metrics from a batch it reads
-        # off a first iterator and then discards. That extra pass advances every
-        # per-pass draw upstream (`shuffle`, packing order), so the run would train
-        # on other batches than the same run on one device. The data's specs are
-        # all the symbolic build needs.
-        if iterator is not None and data_batch is None:
-            adapter = getattr(iterator, "data_adapter", None)
-            spec = getattr(adapter.get_tf_dataset(), "element_spec", None) if adapter else None
-            if spec is not None:
-                iterator, data_batch = None, spec
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+    def default_weighted_metrics(self) -> list:
+        return (self.task_part.default_weighted_metrics() if self.task_part is not None
+                else [])
 
-    def _make_function(self, step_function):
-        # Keras's TF trainer reduces a multi-worker step's logs with
-        # `strategy.reduce("MEAN", v, axis=0)`, which fails on scalars
-        # (keras-team/keras#20585). Give each replica's logs that axis: the reduce
-        # then averages them over all replicas of all workers.
-        if _multi_worker(self.distribute_strategy):
-            step = step_function
+    # === Fit, evaluate, predict ===
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=None, steps_per_epoch=None, **kwargs):
+        """`keras.Model.fit`: datasets, arrays, dicts of arrays, `y=`,
+        `validation_split=`, callbacks; checked before the first step.
 
-            def step_function(data):
-                return tf.nest.map_structure(lambda v: tf.expand_dims(v, 0), step(data))
+        A later `fit` continues the model's epochs (a freezing policy goes on to its
+        next stage) unless `initial_epoch` is given, which places this call in a
+        run of `epochs` epochs from the start, as Keras numbers them. Each call is
+        one learning-rate cycle (warmup, then decay to 0 at its last step), started
+        at the optimizer's current step; with `initial_epoch` the cycle spans the
+        `epochs` epochs of that run. With a `pl.training.Checkpoint` among the
+        callbacks, an interrupted run resumes at its next batch.
+        """
+        if getattr(self, "optimizer", None) is None:
+            raise RuntimeError("Call `compile()` before `fit()`.")
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError("Pass `validation_split` or `validation_data`, not both.")
+            (x, y, sample_weight), validation_data = split_validation(
+                x, y, sample_weight, validation_split)
+        x = self._as_dataset("x", x, y, sample_weight, batch_size, shuffle)
+        if isinstance(validation_data, (tuple, list)):
+            validation_data = self._as_dataset("validation_data", *validation_data,
+                                               batch_size=batch_size, shuffle=False)
+        elif validation_data is not None:
+            validation_data = self._as_dataset("validation_data", validation_data)
+        self._check_data("x", x, steps_per_epoch, "steps_per_epoch")
+        if validation_data is not None:
+            self._check_data("validation_data", validation_data,
+                             kwargs.get("validation_steps"), "validation_steps")
+        # Build the optimizer on every variable some stage trains (Keras refuses
+        # variables it does not know), under the model's strategy (slots are variables).
+        if self.built and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.optimizer_variables())
+        run = Run(self, x, epochs, initial_epoch, steps_per_epoch, callbacks)
+        return self._fit_run(run, validation_data=validation_data, verbose=verbose,
+                             class_weight=class_weight, shuffle=False, **kwargs)
 
-        return super()._make_function(step_function)
+    def _fit_run(self, run: Run, **kwargs):
+        """Runs `run`; the FineTuner trains cached features here when it pays."""
+        return run.fit(validation_data=self._evaluation_view(kwargs.pop("validation_data")),
+                       **kwargs)
 
-    def summary(self, print_fn=None, layers: bool = False, **kwargs) -> None:
-        """What this model is and what trains in it, in a few lines; `layers=True` (or
-        any argument of `keras.Model.summary`, e.g. `expand_nested=True`) adds Keras's
-        layer table."""
-        summary.render(f'{type(self).__name__} "{self.name}"', self._summary_rows(),
-                       print_fn)
-        if layers or kwargs:
-            super().summary(print_fn=print_fn, **kwargs)
+    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        """`keras.Model.evaluate`, on the same inputs `fit` takes."""
+        x = self._as_dataset("x", x, y, sample_weight, batch_size, shuffle=False)
+        self._check_data("x", x, kwargs.get("steps"), "steps")
+        return super().evaluate(self._evaluation_view(x), **kwargs)
 
-    def _summary_rows(self) -> list[tuple[str, str]]:
-        """`(label, text)` rows for `summary()`; subclasses put theirs first."""
-        total = summary.count_params(self.weights)
-        trainable = summary.count_params(self.trainable_weights)
-        return [("trainable", f"{summary.human(trainable)} of {summary.human(total)} "
-                              f"parameters ({100 * trainable / max(total, 1):.1f}%)")]
+    def predict(self, x, batch_size=None, **kwargs):
+        """`keras.Model.predict`, on arrays, datasets or raw inputs a preprocessor
+        takes."""
+        x = self._as_dataset("x", x, None, None, batch_size, shuffle=False)
+        return super().predict(x, **kwargs)
+
+    def _as_dataset(self, name, x, y=None, sample_weight=None, batch_size=None,
+                    shuffle=True):
+        return as_dataset(name, x, y, sample_weight, batch_size, shuffle,
+                          getattr(self, "preprocessor", None))
+
+    # === Hooks for subclasses ===
+    def _check_data(self, name: str, dataset, steps: int | None, steps_name: str) -> None:
+        """Rejects, before any step, data the model cannot take."""
+
+    def _begin_run(self, epoch: int) -> None:
+        """Called once a run's state is final, with the absolute epoch it starts in."""
+
+    def _stream_view(self, stream, first_batch: int):
+        """The one stream a streamed run reads, given the index of its first batch."""
+        return stream
+
+    def _evaluation_view(self, dataset):
+        """What `evaluate` and validation read of `dataset`."""
+        return dataset
 
     def optimizer_variables(self) -> list:
         """The variables the optimizer keeps state for (all trainable ones here)."""
         return self.trainable_variables
 
-    def default_loss(self):
-        raise NotImplementedError
-
-    def default_metrics(self) -> list:
-        return []
-
-    def default_weighted_metrics(self) -> list:
-        return []
-
-    def _require_compiled(self) -> None:
-        if getattr(self, "optimizer", None) is None:
-            raise RuntimeError("Call `compile()` before `fit()`.")
-
     def _schedule(self) -> WarmupLinearDecay | None:
         schedule = getattr(inner_optimizer(self.optimizer), "_learning_rate", None)
         return schedule if isinstance(schedule, WarmupLinearDecay) else None
 
-    def _fit_keras(self, x, epochs: int = 1, callbacks=None, steps_per_epoch: int | None = None,
-                   initial_epoch: int = 0, on_start=None, counted=None, view=None,
-                   **kwargs):
-        """`keras.Model.fit` with the NaN guard and, given a `pl.training.Checkpoint`
-        in `callbacks`, exact resumption from its newest checkpoint.
+    # === Summary ===
+    def summary(self, print_fn=None, layers: bool = False, **kwargs) -> None:
+        """What this model is and what trains in it, in a few lines; `layers=True` (or
+        any argument of `keras.Model.summary`, e.g. `expand_nested=True`) adds Keras's
+        layer table."""
+        formatting.render(f'{type(self).__name__} "{self.name}"', self._summary_rows(),
+                          print_fn)
+        if layers or kwargs:
+            super().summary(print_fn=print_fn, **kwargs)
 
-        With a checkpoint the data is read as one stream, `x.repeat()`, `steps`
-        batches an epoch, so the position of any batch is known: a resumed run skips
-        the batches already trained on and finishes the interrupted epoch before
-        going on (two Keras `fit` calls; their histories are merged). `on_start(epoch)`
-        runs once the state is final (the FineTuner applies its policy there).
-
-        A `WarmupLinearDecay` schedule learns this call's length here: epochs x
-        batches per epoch, counted once on `counted` (default `x`; the Pretrainer
-        passes the raw data, cheaper to count than its masked view).
-
-        `view(stream, first)` maps the one stream before Keras reads it, `first`
-        being the index of its first batch (optimizer step at the run's start plus
-        the batches skipped): the Pretrainer's objective
-        transform, whose random draws then depend only on each batch's position in
-        the run (not on how many iterators tf.data or a strategy made), so reruns,
-        resumed runs and N replicas all see the same masks.
-        """
-        callbacks = list(callbacks or [])
-        saver = checkpointing.find(callbacks)
-        callbacks.insert(0, checkpointing.NonFiniteLossGuard(  # before any save
-            saver, skip=getattr(self, "skip_nonfinite", False)))
-        schedule = self._schedule()
-        if schedule is not None or saver is not None or view is not None:
-            steps = batches_per_epoch(x if counted is None else counted, steps_per_epoch)
-        if saver is not None or view is not None:  # one endless stream
-            every = int(getattr(self, "steps_per_execution", 1) or 1)
-            if steps % every:
-                # Keras runs whole executions; on this endless stream the last one of each
-                # epoch would train on the next epoch's first batches.
-                divisors = [d for d in range(1, steps + 1) if steps % d == 0]
-                raise ValueError(
-                    f"`steps_per_execution` must divide the {steps} batches per epoch here "
-                    f"(it is {every}); pick one of {divisors[-6:]}, or change the batch "
-                    "size or `steps_per_epoch`.")
-        if schedule is not None:
-            schedule.start(int(self.optimizer.iterations.numpy()),
-                           steps * max(1, epochs - initial_epoch))
-        if saver is None and view is None:
-            if on_start is not None:
-                on_start(initial_epoch)
-            return keras.Model.fit(self, x, epochs=epochs, callbacks=callbacks,
-                                   steps_per_epoch=steps_per_epoch,
-                                   initial_epoch=initial_epoch, **kwargs)
-        run = {"first_epoch": initial_epoch, "steps_per_epoch": steps,
-               "first_step": int(self.optimizer.iterations.numpy()),
-               "schedule": schedule.get_config() if schedule is not None else None}
-        offset, skip = 0, 0
-        latest = saver.latest() if saver is not None and saver.resume else None
-        if latest is not None:
-            state = saver.restore(self, latest)
-            if state["steps_per_epoch"] != steps:
-                raise ValueError(
-                    f"`x` yields {steps} batches per epoch, but the run checkpointed in "
-                    f"{saver.directory} had {state['steps_per_epoch']}: resume with the "
-                    "same data and batch size, or pass Checkpoint(..., resume=False).")
-            run = {key: state[key] for key in run}
-            if schedule is not None and run["schedule"] is not None:
-                schedule.start(run["schedule"]["first_step"], run["schedule"]["total_steps"])
-            initial_epoch, offset = state["epoch"], state["batch"]
-            skip = (initial_epoch - run["first_epoch"]) * steps + offset
-        if on_start is not None:
-            on_start(initial_epoch)
-        stream = x.repeat().skip(skip)
-        if view is not None:
-            stream = view(stream, run["first_step"] + skip)
-        histories = []
-        if offset and initial_epoch < epochs:  # finish the interrupted epoch first
-            stream = _one_iterator(stream, self.distribute_strategy)
-            saver.begin(run, offset)
-            histories.append(keras.Model.fit(
-                self, stream, epochs=initial_epoch + 1, callbacks=callbacks,
-                steps_per_epoch=steps - offset, initial_epoch=initial_epoch, **kwargs))
-            initial_epoch += 1
-        if saver is not None:
-            saver.begin(run)
-        histories.append(keras.Model.fit(
-            self, stream, epochs=epochs, callbacks=callbacks,
-            steps_per_epoch=steps, initial_epoch=initial_epoch, **kwargs))
-        return _merged(histories)
+    def _summary_rows(self) -> list[tuple[str, str]]:
+        """`(label, text)` rows for `summary()`; subclasses put theirs first."""
+        total = formatting.count_params(self.weights)
+        trainable = formatting.count_params(self.trainable_weights)
+        return [("trainable", f"{formatting.human(trainable)} of {formatting.human(total)} "
+                              f"parameters ({100 * trainable / max(total, 1):.1f}%)")]
 
 
-def _one_iterator(stream: tf.data.Dataset, strategy) -> tf.data.Dataset:
-    """A dataset that reads on from one iterator of `stream`, however many Keras
-    `fit` calls iterate it.
-
-    Why: a shuffled dataset's order depends on how many iterators were made over it
-    in this process (they share one seed generator), so the two `fit` calls of a
-    resumed epoch must not each start their own. Multi-device strategies cannot
-    distribute a dataset that reads an iterator; there the stream is used as is
-    (batches are still skipped, but later epochs' order may differ from an
-    uninterrupted run).
-    """
-    if strategy.num_replicas_in_sync > 1:
-        return stream
-    iterator = iter(stream)
-    bridge = tf.data.Dataset.from_tensors(0).repeat().map(lambda _: iterator.get_next())
-    options = tf.data.Options()
-    options.experimental_optimization.inject_prefetch = False  # no read-ahead to lose
-    return bridge.with_options(options)
-
-
-def batches_per_epoch(dataset, steps_per_epoch: int | None) -> int:
-    """`steps_per_epoch` if given, else the dataset's length (counted if unknown)."""
-    if steps_per_epoch is not None:
-        return validation.positive_int("steps_per_epoch", steps_per_epoch)
-    steps = dataset_length("x", dataset)
-    if steps is None:  # endless (an error) or unknown: count one pass
-        steps = int(bounded("x", dataset, None, "steps_per_epoch")
-                    .reduce(0, lambda n, _: n + 1))
-    return steps
-
-
-def bounded(name: str, dataset: tf.data.Dataset, steps: int | None,
-            steps_name: str) -> tf.data.Dataset:
-    """`dataset`, or its first `steps` batches if it repeats forever; an endless
-    dataset without `steps` is an error naming `steps_name`."""
-    if int(dataset.cardinality()) != tf.data.INFINITE_CARDINALITY:
-        return dataset
-    if steps is None:
-        raise ValueError(f"`{name}` repeats forever: pass `{steps_name}` to say how many "
-                         "of its batches to use.")
-    return dataset.take(steps)
-
-
-def _merged(histories: list):
-    """One History from the Keras `fit` calls of a resumed run, epochs in order."""
-    merged = histories[-1]
-    for earlier in reversed(histories[:-1]):
-        merged.epoch = earlier.epoch + merged.epoch
-        for key, values in earlier.history.items():
-            merged.history[key] = values + merged.history.get(key, [])
-    return merged
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"

@@ -4,14 +4,16 @@ Keras applies one learning rate to every variable. Freezing policies need more:
 discriminative rates (lower layers smaller) and, when a group is unfrozen mid-run,
 Adam state that starts fresh for it. Keras 3 has `MultiOptimizer`, but learning-rate
 callbacks reach only its first optimizer; so we add the two missing pieces to the
-stock optimizers instead of wrapping them.
+stock optimizers instead of wrapping them: every Keras optimizer class has a
+pretrainlib twin (`with_lr_multipliers`) that scales each variable's rate.
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 from keras import ops
+
+from pretrainlib import keras_compat
 
 
 def inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
@@ -20,27 +22,8 @@ def inner_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.O
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
-class _LRMultipliers:
+class _LRMultipliers(keras_compat.OptimizerOverrides):
     """Mixin: per-group learning-rate multipliers; clipping that sees the global batch."""
-
-    def _clip_gradients(self, grads):
-        # Keras clips each replica's own gradient and sums the replicas afterwards, so
-        # under a distribution strategy `clipnorm` bounds a quantity that depends on
-        # the replica count and one device's weights are not reproduced. Clip the
-        # all-reduced gradient instead, and hand each replica 1/n of it: Keras's later
-        # all-reduce sums the n shares back to the clipped global gradient.
-        context = tf.distribute.get_replica_context()
-        replicas = context.num_replicas_in_sync if context is not None else 1
-        if replicas == 1 or not (self.clipnorm or self.global_clipnorm or self.clipvalue):
-            return super()._clip_gradients(grads)
-        present = [i for i, g in enumerate(grads) if g is not None]
-        summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
-        clipped = super()._clip_gradients(summed)
-        shares = list(grads)
-        for i, g in zip(present, clipped):
-            shares[i] = (tf.IndexedSlices(g.values / replicas, g.indices, g.dense_shape)
-                         if isinstance(g, tf.IndexedSlices) else g / replicas)
-        return shares
 
     def set_lr_multipliers(self, multipliers) -> None:
         """`[(variable, multiplier), ...]`; variables not named keep multiplier 1.
@@ -51,14 +34,20 @@ class _LRMultipliers:
         if not self.built:
             raise RuntimeError("Build the optimizer before setting learning-rate multipliers.")
         self._lr_multipliers = {
-            self._get_variable_index(v): float(m) for v, m in multipliers if m != 1
+            keras_compat.variable_index(self, v): float(m) for v, m in multipliers if m != 1
         }
 
     def _scaled_learning_rate(self, learning_rate, variable):
         multiplier = getattr(self, "_lr_multipliers", {}).get(
-            self._get_variable_index(variable), 1.0
+            keras_compat.variable_index(self, variable), 1.0
         )
         return learning_rate if multiplier == 1.0 else learning_rate * multiplier
+
+
+    def update_step(self, gradient, variable, learning_rate):
+        return super().update_step(
+            gradient, variable, self._scaled_learning_rate(learning_rate, variable)
+        )
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -69,11 +58,6 @@ class SGD(_LRMultipliers, keras.optimizers.SGD):
         >>> import pretrainlib as pl
         >>> opt = pl.training.SGD(learning_rate=0.1)
     """
-
-    def update_step(self, gradient, variable, learning_rate):
-        return super().update_step(
-            gradient, variable, self._scaled_learning_rate(learning_rate, variable)
-        )
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -116,7 +100,7 @@ class AdamW(_LRMultipliers, keras.optimizers.Adam):
         ]
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
+        index = keras_compat.variable_index(self, variable)
         lr = ops.cast(self._scaled_learning_rate(learning_rate, variable), variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         step = self._steps[index]
@@ -140,3 +124,84 @@ class AdamW(_LRMultipliers, keras.optimizers.Adam):
         config.pop("amsgrad", None)
         config["weight_decay"] = self.decoupled_weight_decay
         return config
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class Adam(AdamW):
+    """Adam as `keras.optimizers.Adam` (no weight decay by default), with this
+    library's per-group learning-rate multipliers and per-variable bias correction
+    (see `AdamW`): what `compile(optimizer="adam")` builds.
+
+    Examples:
+        >>> import pretrainlib as pl
+        >>> pl.training.Adam(learning_rate=1e-3).decoupled_weight_decay
+        0.0
+    """
+
+    def __init__(self, learning_rate=1e-3, weight_decay=0.0, name="adam", **kwargs):
+        super().__init__(learning_rate=learning_rate, weight_decay=weight_decay, name=name,
+                         **kwargs)
+
+
+# String optimizers resolve to these; other Keras classes to a plain twin.
+_OWN = {keras.optimizers.SGD: SGD, keras.optimizers.Adam: Adam, keras.optimizers.AdamW: AdamW}
+_PLAIN: dict[type, type] = {keras.optimizers.SGD: SGD}
+
+
+def _plain_twin(cls: type) -> type:
+    """`cls` plus per-group multipliers and nothing else (same init, same state)."""
+    if cls not in _PLAIN:
+        # Adam and AdamW keep their names for this library's own versions.
+        name = f"Keras{cls.__name__}" if cls in _OWN else cls.__name__
+        twin = type(name, (_LRMultipliers, cls), {
+            "__module__": __name__,
+            "__doc__": f"`keras.optimizers.{cls.__name__}` with per-group learning-rate "
+                       "multipliers.",
+        })
+        _PLAIN[cls] = keras.saving.register_keras_serializable(package="pretrainlib")(twin)
+    return _PLAIN[cls]
+
+
+def with_lr_multipliers(cls: type) -> type:
+    """The pretrainlib twin of a Keras optimizer class: the same optimizer, whose
+    rate each freezing-policy group can scale (`set_lr_multipliers`). Registered
+    for saving under the package `pretrainlib`.
+
+    `keras.optimizers.Adam` and `AdamW` map to this library's `Adam` and `AdamW`,
+    which also count bias-correction steps per variable.
+
+    Examples:
+        >>> import keras
+        >>> from pretrainlib.training.optimizers import with_lr_multipliers
+        >>> Lion = with_lr_multipliers(keras.optimizers.Lion)
+        >>> issubclass(Lion, keras.optimizers.Lion), hasattr(Lion, "set_lr_multipliers")
+        (True, True)
+    """
+    if issubclass(cls, _LRMultipliers):
+        return cls
+    return _OWN.get(cls) or _plain_twin(cls)
+
+
+def adopt(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """Gives a stock Keras optimizer instance per-group rates, in place.
+
+    The instance keeps its identity, settings and state: its class becomes a twin
+    that adds only the multipliers (Keras's own update rule is kept, also for Adam),
+    so a caller holding it sees the optimizer that trains. Optimizer classes Keras
+    does not ship, or that delegate updates (`MultiOptimizer`), are left as they are. A `LossScaleOptimizer`'s inner optimizer is
+    adopted.
+
+    Examples:
+        >>> import keras
+        >>> from pretrainlib.training.optimizers import adopt
+        >>> rmsprop = keras.optimizers.RMSprop(1e-3)
+        >>> adopt(rmsprop) is rmsprop, hasattr(rmsprop, "set_lr_multipliers")
+        (True, True)
+    """
+    inner = inner_optimizer(optimizer)
+    cls = type(inner)
+    # Only concrete Keras optimizers: their own class defines the update rule.
+    if not isinstance(inner, _LRMultipliers) and cls.__module__.startswith("keras.") \
+            and "update_step" in vars(cls):
+        inner.__class__ = _plain_twin(cls)
+    return optimizer

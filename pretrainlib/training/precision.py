@@ -15,7 +15,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from pretrainlib import validation
+from pretrainlib import keras_compat, validation
 
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -58,7 +58,7 @@ def apply(model: keras.Model, precision: str) -> str:
     """
     name = resolve(precision)
     policy = keras.dtype_policies.get(name)
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in keras_compat.sublayers(model, include_self=True):
         current = layer.dtype_policy
         if (isinstance(layer, keras.layers.InputLayer)
                 or current.quantization_mode is not None

@@ -20,7 +20,7 @@ class GlobalWeightedMean:
 
     Examples:
         >>> import keras, numpy as np
-        >>> from pretrainlib.training.losses import GlobalWeightedMean
+        >>> from pretrainlib.losses import GlobalWeightedMean
         >>> class MaskedMSE(GlobalWeightedMean, keras.losses.MeanSquaredError):
         ...     pass
         >>> loss = MaskedMSE(reduction="mean_with_sample_weight")
@@ -47,7 +47,7 @@ class MaskedTokenCrossentropy(GlobalWeightedMean, keras.losses.SparseCategorical
 
     Examples:
         >>> import numpy as np
-        >>> from pretrainlib.training.losses import MaskedTokenCrossentropy
+        >>> from pretrainlib.losses import MaskedTokenCrossentropy
         >>> logits = np.array([[[0.0, 0.0], [9.0, -9.0]]])
         >>> round(float(MaskedTokenCrossentropy()(np.array([[0, 0]]), logits,
         ...                                       sample_weight=np.array([[1, 0]]))), 4)
