@@ -7,6 +7,7 @@ import keras
 from pretrainlib import backbones, formatting, validation
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import call_inputs
+from pretrainlib.data.image_preprocessor import check_pixels
 from pretrainlib.freezing import trainable
 from pretrainlib.freezing.builtins import FreezeThenUnfreeze, FullFineTune
 from pretrainlib.freezing.callback import PolicyCallback, apply_stage, variables_ever_trained
@@ -187,6 +188,7 @@ class FineTuner(TrainingCore, keras.Model):
         check_labeled(name, dataset, steps, steps_name, self.input,
                       getattr(self.task_part, "num_classes", None))
         check_shapes(name, dataset.element_spec[0], self.backbone)
+        check_pixels(name, dataset, self.backbone)
 
     _cache = "auto"
 

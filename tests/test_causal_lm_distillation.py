@@ -51,6 +51,26 @@ def test_causal_lm_loss_falls_and_perplexity_is_exp_loss(tokenizer, glosses, tin
     assert text.startswith("a person who") and len(text) > len("a person who")  # continued
 
 
+def test_causal_lm_pretrains_a_keras_hub_decoder(tokenizer, glosses):
+    import keras_hub
+
+    keras.utils.set_random_seed(0)
+    gpt2 = keras_hub.models.GPT2Backbone(vocabulary_size=tokenizer.vocab_size, num_layers=1,
+                                         num_heads=2, hidden_dim=32, intermediate_dim=64,
+                                         max_sequence_length=32)
+    pre = pl.Pretrainer(gpt2, pl.objectives.CausalLM())
+    pre.compile(learning_rate=3e-3)
+    data = pl.data.text_dataset(glosses[:800], tokenizer, batch_size=32, sequence_length=32,
+                                pack=True, seed=0)
+    history = pre.fit(data, epochs=2, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    bert = keras_hub.models.BertBackbone(vocabulary_size=tokenizer.vocab_size, num_layers=1,
+                                         num_heads=2, hidden_dim=32, intermediate_dim=64,
+                                         max_sequence_length=32)
+    with pytest.raises(ValueError, match="causal self-attention.*BertBackbone"):
+        pl.Pretrainer(bert, pl.objectives.CausalLM())
+
+
 def test_causal_lm_rejects_bidirectional_and_image_backbones(tiny_encoder):
     with pytest.raises(ValueError, match="causal=True"):
         pl.Pretrainer(tiny_encoder(), pl.objectives.CausalLM())

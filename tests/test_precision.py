@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import pretrainlib as pl
 from pretrainlib.training import precision
@@ -42,6 +43,27 @@ def test_mixed_float16_scales_the_loss_and_keeps_the_policy_working(tiny_encoder
     assert any(not np.array_equal(a, np.array(b))
                for a, b in zip(backbone, ft.backbone.weights))
     assert ft.predict(labeled(16, shuffle=False), verbose=0).shape == (16, 6)
+
+
+def test_skipped_batches_still_reach_the_loss_scale_optimizer(tiny_encoder, labeled):
+    def train(data):
+        keras.utils.set_random_seed(0)
+        ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
+                          policy=pl.freezing.FullFineTune())
+        ft.compile(learning_rate=1e-3, precision="mixed_float16", skip_nonfinite=True)
+        history = ft.fit(data, epochs=1, verbose=0)
+        return ft, history
+
+    clean = labeled(n=32, shuffle=False)
+    x, y = next(iter(clean))
+    poisoned = clean.concatenate(tf.data.Dataset.from_tensors(
+        ({"token_ids": x["token_ids"], "padding_mask": x["padding_mask"] * 0}, y + 100)))
+    scaled, _ = train(clean)
+    bad, history = train(poisoned.map(lambda a, b: (a, tf.minimum(b, 5))))
+    # The last batch attends to nothing: its loss is NaN. It is skipped, and the loss
+    # scale optimizer saw it (the scale halved) instead of never learning of it.
+    assert float(bad.optimizer.dynamic_scale) == float(scaled.optimizer.dynamic_scale) / 2
+    assert np.isfinite(history.history["loss"]).all()
 
 
 def test_auto_is_float32_on_cpu_and_bad_names_change_nothing(tiny_encoder):

@@ -101,6 +101,17 @@ def test_checkpoints_rotate_and_record_their_position(images, tmp_path):
     assert (older["epoch"], older["batch"]) == (1, 3)
 
 
+def test_checkpoint_cadence_holds_with_several_steps_per_execution(images, tmp_path):
+    ft = fine_tuner()
+    ft.compile(learning_rate=1e-3, steps_per_execution=5)  # one execution per epoch
+    saver = pl.training.Checkpoint(tmp_path, every_steps=3, keep=10)
+    ft.fit(dataset(images), epochs=2, callbacks=[saver], verbose=0)
+    # Executions end at steps 5 and 10, each past a multiple of 3: both are saved,
+    # each recording the batch it really reached.
+    assert [p.name for p in saver.checkpoints()] == ["step-000005", "step-000010"]
+    assert saver.read_state(saver.latest())["step"] == int(ft.optimizer.iterations) == 10
+
+
 def test_a_finished_run_resumes_to_nothing_and_resume_false_starts_over(images, tmp_path):
     _ = fine_tuner().fit(dataset(images), epochs=1, verbose=0,
                          callbacks=[pl.training.Checkpoint(tmp_path)])
@@ -184,9 +195,11 @@ def test_skip_nonfinite_skips_a_poisoned_batch_as_if_it_were_not_there(images):
         return ft, history
 
     skipped, history = train(pl.data.image_dataset(poisoned, y, batch_size=8, shuffle=False))
-    clean, _ = train(pl.data.image_dataset(x[8:].astype("float32"), y[8:], batch_size=8,
-                                           shuffle=False))
+    clean, clean_history = train(pl.data.image_dataset(x[8:].astype("float32"), y[8:],
+                                                       batch_size=8, shuffle=False))
     assert all(np.isfinite(history.history["loss"]))
+    for name in ("loss", "accuracy", "macro_f1"):  # the metrics never saw the bad batch
+        np.testing.assert_allclose(history.history[name], clean_history.history[name], atol=1e-6)
     for a, b in zip(skipped.get_weights(), clean.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-6)
     all_bad = pl.data.image_dataset(np.full((80, 28, 28), np.nan, "float32"),

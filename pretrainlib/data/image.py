@@ -18,12 +18,17 @@ def image_dataset(
     augment=None,
     shuffle: bool = True,
     seed: int | None = None,
+    preprocessor=None,
 ) -> tf.data.Dataset:
-    """Builds a batched `tf.data.Dataset` of float32 images in [0, 1].
+    """Builds a batched `tf.data.Dataset` of float32 images, in [0, 1] by default.
 
     Elements are images `[batch, height, width, channels]` (a channel axis is added
     to grayscale `[n, height, width]` arrays), paired with int32 labels when given.
     uint8 images are divided by 255; float images are taken as already scaled.
+    With `preprocessor` (a `pl.data.ImagePreprocessor`, e.g.
+    `ImagePreprocessor.for_backbone(backbone)`) pixels 0-255 are resized and scaled
+    as it says instead: keras.applications models such as EfficientNet and
+    ConvNeXt take 0-255, MobileNetV2 [-1, 1].
     Shuffling is redone every epoch. `augment` runs per batch inside tf.data, after
     batching, with `training=True`, so every epoch sees fresh random transforms and
     the model itself stays deterministic (which lets a frozen backbone's features
@@ -37,6 +42,7 @@ def image_dataset(
             `[keras.layers.RandomFlip("horizontal"), keras.layers.RandomTranslation(0.1, 0.1)]`.
         shuffle: reshuffle every epoch.
         seed: seed for shuffling.
+        preprocessor: how pixels 0-255 become the backbone's inputs (default: / 255).
 
     Examples:
         >>> import keras, pretrainlib as pl
@@ -51,6 +57,9 @@ def image_dataset(
     validation.positive_int("batch_size", batch_size)
     layers = _check_augment(augment)
     scale = 1 / 255 if images.dtype == np.uint8 else 1.0
+    if preprocessor is not None and not hasattr(preprocessor, "takes"):
+        raise TypeError("`preprocessor` must be a pl.data.ImagePreprocessor. Received: "
+                        f"preprocessor of type {type(preprocessor).__name__}")
     ds = tf.data.Dataset.from_tensor_slices(images)
     if labels is not None:
         labels = validation.class_labels("labels", labels, len(images), "image")
@@ -60,7 +69,7 @@ def image_dataset(
     ds = ds.batch(batch_size)
 
     def prepare(x, *y):
-        x = tf.cast(x, "float32") * scale
+        x = tf.cast(x, "float32") * scale if preprocessor is None else preprocessor(x)
         for layer in layers:
             x = layer(x, training=True)
         return (x, *y) if y else x
