@@ -217,7 +217,7 @@ class FineTuner(TrainingCore, keras.Model):
 
     def _begin_run(self, epoch: int) -> None:
         self._policy_callback.apply(epoch if self.policy.unit == "epoch"
-                                    else int(self.optimizer.iterations))
+                                    else int(self.optimizer.iterations.numpy()))
 
     def _reason_not_to_cache(self, run, validation_data) -> str | None:
         """Why this call cannot train the head on cached features, or None."""

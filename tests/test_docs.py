@@ -2,6 +2,7 @@
 reference covers the public names."""
 
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -33,3 +34,33 @@ def test_api_reference_lists_every_public_name():
     assert not missing, f"add to docs/api/: {missing}"
     for verb in ("Pretrainer", "FineTuner", "Evaluator"):
         assert f"::: pretrainlib.{verb}\n" in documented
+
+
+# What user-facing text must never say: how the team works, or where outside the
+# repository its notes live.
+INTERNAL = re.compile(r"\b[Ii]ssue #?\d+|\b[Ss]essions?\b|can_start_another|device tool|"
+                      r"\.\./shared|DESIGN\.md|STYLE\.md")
+USER_FACING = ["README.md", "docs/**/*.md", "examples/*.py", "examples/*.ipynb",
+               "pretrainlib/**/*.py", "benchmarks/*.py", "benchmarks/*.sh"]
+
+
+def test_user_docs_speak_to_users():
+    found = []
+    for pattern in USER_FACING:
+        for path in sorted(ROOT.glob(pattern)):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if INTERNAL.search(line):
+                    found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()[:80]}")
+    assert not found, "rewrite for users:\n" + "\n".join(found)
+
+
+def test_markdown_links_stay_inside_the_repository():
+    outside = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("**/*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)", path.read_text()):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            resolved = (path.parent / target).resolve()
+            if ROOT not in resolved.parents or not resolved.exists():
+                outside.append(f"{path.relative_to(ROOT)} -> {target}")
+    assert not outside, f"links that leave the repository or go nowhere: {outside}"

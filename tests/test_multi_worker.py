@@ -1,4 +1,5 @@
-"""MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1 pretrain together."""
+"""MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1 pretrain as one
+process does, checkpoint from the chief only, and resume after being killed."""
 
 import json
 import os
@@ -10,7 +11,10 @@ import sys
 import numpy as np
 import pytest
 
+import pretrainlib as pl
+
 SCRIPT = pathlib.Path(__file__).parent / "scripts" / "multi_worker.py"
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def free_port() -> int:
@@ -19,15 +23,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_workers_pretrain_to_identical_weights(tmp_path):
+def two_workers(out, *args, env=ENV):
+    """Runs both workers; returns their exit codes and last printed reports."""
     cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
     workers = [subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(tmp_path)], stdout=subprocess.PIPE,
+        [sys.executable, str(SCRIPT), str(out), *map(str, args)], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "",
-             "TF_CONFIG": json.dumps({"cluster": cluster,
-                                      "task": {"type": "worker", "index": i}})})
+        env={**env, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                             "task": {"type": "worker", "index": i}})})
         for i in range(2)]
     try:
         outputs = [w.communicate(timeout=600) for w in workers]
@@ -35,14 +38,50 @@ def test_two_workers_pretrain_to_identical_weights(tmp_path):
         for w in workers:
             w.kill()
     for w, (_, stderr) in zip(workers, outputs):
-        assert w.returncode == 0, stderr[-3000:]
-    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
-    assert [r["replicas"] for r in reports] == [2, 2]  # one replica per worker, in sync
-    first, second = (np.load(tmp_path / f"worker_{i}.npz") for i in range(2))
-    loss = first["loss"]
-    assert loss[1] < loss[0]  # it learned
-    np.testing.assert_array_equal(second["loss"], loss)
-    weights = [k for k in first.files if k != "loss"]
-    assert len(weights) > 10
-    for key in weights:  # gradients were all-reduced: the workers never drift apart
-        np.testing.assert_array_equal(first[key], second[key])
+        assert w.returncode in (0, -9), stderr[-3000:]
+    return ([w.returncode for w in workers],
+            [json.loads(out.strip().splitlines()[-1]) if out.strip() else None
+             for out, _ in outputs])
+
+
+def weights(path):
+    data = np.load(path)
+    return data["loss"], [data[k] for k in data.files if k != "loss"]
+
+
+@pytest.mark.slow
+def test_two_workers_match_one_process_and_resume_after_a_kill(tmp_path):
+    texts = list(pl.datasets.wordnet_supersenses().train.texts[:128])
+    tokenizer = tmp_path / "tokenizer.json"
+    pl.text.WordPieceTokenizer.train(texts, vocab_size=300).save(str(tokenizer))
+    env = {**ENV, "TOKENIZER": str(tokenizer)}
+    alone = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    codes, reports = two_workers(tmp_path, env=env)
+    assert codes == [0, 0] and [r["replicas"] for r in reports] == [2, 2]
+    single_loss, single = weights(tmp_path / "single.npz")
+    assert single_loss[-1] < single_loss[0]  # it learned
+    (loss, first), (_, second) = (weights(tmp_path / f"worker_{i}.npz") for i in range(2))
+    assert len(first) > 10
+    for a, b, c in zip(first, second, single):
+        np.testing.assert_array_equal(a, b)  # all-reduced: the workers never drift apart
+        np.testing.assert_allclose(a, c, atol=1e-5)  # and they train as one process does
+    np.testing.assert_allclose(loss, single_loss, rtol=1e-5)
+
+    # Killed with SIGKILL two steps into epoch 1 (only the chief wrote the checkpoint of
+    # epoch 0's end), then started again: both resume from the chief's checkpoint.
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    checkpoints = tmp_path / "checkpoints"
+    steps = reports[0]["batches_per_epoch"]
+    codes, _ = two_workers(resumed, checkpoints, steps + 2, env=env)
+    assert codes == [-9, -9]
+    assert sorted(p.name for p in checkpoints.iterdir()) == [f"step-{steps:06d}"]
+    codes, reports = two_workers(resumed, checkpoints, env=env)
+    assert codes == [0, 0]
+    assert reports[0]["checkpoints"] == [f"step-{k * steps:06d}" for k in (1, 2, 3)]
+    for i in range(2):
+        _, after = weights(resumed / f"worker_{i}.npz")
+        for a, b in zip(after, first):
+            np.testing.assert_allclose(a, b, atol=1e-6)

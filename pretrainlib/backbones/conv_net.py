@@ -12,7 +12,11 @@ NORMS = ("batch", "group", None)
 
 def _norm(norm: str | None, momentum: float, name: str, dtype):
     if norm == "batch":
-        return keras.layers.BatchNormalization(momentum=momentum, dtype=dtype, name=name)
+        # Synchronized: under a distribution strategy the statistics are those of the
+        # global batch, as on one device (small per-replica batches would otherwise
+        # normalize with noisy statistics, and N replicas would train another model).
+        return keras.layers.BatchNormalization(momentum=momentum, synchronized=True,
+                                               dtype=dtype, name=name)
     if norm == "group":
         return keras.layers.GroupNormalization(groups=8, dtype=dtype, name=name)
     return keras.layers.Identity(dtype=dtype, name=name)

@@ -173,4 +173,4 @@ class PolicyCallback(keras.callbacks.Callback):
         # Keras looks `train_function` up before every step, so a function rebuilt
         # here runs from this very step on.
         if self.policy.unit == "step":
-            self.apply(int(self.model.optimizer.iterations))
+            self.apply(int(self.model.optimizer.iterations.numpy()))

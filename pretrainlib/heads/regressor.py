@@ -52,7 +52,7 @@ class Regressor(DenseHead):
         return shape[:-1] if self.outputs == 1 else shape
 
     def default_loss(self):
-        return keras.losses.MeanSquaredError()
+        return PerExampleSquaredError()
 
     def default_metrics(self) -> list:
         return [keras.metrics.MeanAbsoluteError(name="mae"),
@@ -60,3 +60,34 @@ class Regressor(DenseHead):
 
     def get_config(self):
         return {**super().get_config(), "outputs": self.outputs}
+
+
+@keras.saving.register_keras_serializable(package="pretrainlib")
+class PerExampleSquaredError(keras.losses.MeanSquaredError):
+    """Mean squared error that also treats `[batch]` targets one example at a time.
+
+    Keras's `MeanSquaredError` averages over the last axis, so `[batch]` targets
+    become one scalar per batch, and Keras's reduction passes a scalar through
+    without dividing it by the number of replicas: under a distribution strategy
+    with N replicas the gradient came out N times too large. Here `[batch]` values
+    are read as `[batch, 1]`.
+
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.heads.regressor import PerExampleSquaredError
+        >>> float(PerExampleSquaredError()(np.array([0.0, 2.0]), np.array([1.0, 0.0])))
+        2.5
+    """
+
+    def __init__(self, name: str = "mean_squared_error", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_pred = keras.ops.convert_to_tensor(y_pred)
+        y_true = keras.ops.cast(y_true, y_pred.dtype)
+        if len(y_pred.shape) == 1:
+            y_true, y_pred = y_true[:, None], y_pred[:, None]
+        return keras.ops.mean(keras.ops.square(y_true - y_pred), axis=-1)
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction}

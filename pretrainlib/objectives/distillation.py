@@ -59,6 +59,7 @@ class Distillation(Objective):
                 f"with output shape {logits_shape}"
             )
         self.teacher = teacher
+        self.teacher.trainable = False  # it only teaches
         self.num_classes = int(logits_shape[-1])
         self.temperature = validation.positive_float("temperature", temperature)
         self.alpha = validation.unit_interval("alpha", alpha)
@@ -94,7 +95,6 @@ class Distillation(Objective):
     def build(self, backbone: keras.Model):
         inputs, call = call_inputs(backbone)
         student = self.head(backbone(call))
-        self.teacher.trainable = False
         teacher = self.teacher(inputs, training=False)
         # One output holding both, so the loss sees the teacher's logits.
         return inputs, keras.ops.stack([student, keras.ops.cast(teacher, student.dtype)], 1)

@@ -270,7 +270,7 @@ class NonFiniteLossGuard(keras.callbacks.Callback):
             loss = logs.get("loss")
             if loss is None or math.isfinite(float(loss)):
                 return
-        step = int(self.model.optimizer.iterations)
+        step = int(self.model.optimizer.iterations.numpy())
         last = self.checkpoint.latest() if self.checkpoint is not None else None
         where = (f"The last good checkpoint, {last}, is intact: fix the cause and call "
                  "fit again to resume from it." if last is not None else

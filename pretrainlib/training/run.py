@@ -124,14 +124,23 @@ class Run:
             skip = (initial_epoch - state["first_epoch"]) * self.steps + offset
         model.epochs_trained = self.epoch_offset + initial_epoch
         model._begin_run(self.epoch_offset + initial_epoch)
-        stream = model._stream_view(self.x.repeat().skip(skip), state["first_step"] + skip)
+
+        def stream_from(batch: int) -> tf.data.Dataset:
+            """The run's batches from `batch` (counted from the run's first) on."""
+            return model._stream_view(self.x.repeat().skip(batch), state["first_step"] + batch)
+
+        stream = stream_from(skip)
         histories = []
         if offset and initial_epoch < self.epochs:  # finish the interrupted epoch first
-            stream = _one_iterator(stream, model.distribute_strategy)
             saver.begin(state, offset)
+            if model.distribute_strategy.num_replicas_in_sync > 1:
+                rest = stream_from(skip + self.steps - offset)
+            else:
+                stream = rest = _one_iterator(stream)
             histories.append(keras_fit(stream, epochs=initial_epoch + 1,
                                        steps_per_epoch=self.steps - offset,
                                        initial_epoch=initial_epoch))
+            stream = rest
             initial_epoch += 1
         if saver is not None:
             saver.begin(state)
@@ -163,19 +172,18 @@ def _check_steps_per_execution(model: keras.Model, steps: int) -> None:
             "`steps_per_epoch`.")
 
 
-def _one_iterator(stream: tf.data.Dataset, strategy) -> tf.data.Dataset:
+def _one_iterator(stream: tf.data.Dataset) -> tf.data.Dataset:
     """A dataset that reads on from one iterator of `stream`, however many Keras
     `fit` calls iterate it.
 
     Why: a shuffled dataset's order depends on how many iterators were made over it
     in this process (they share one seed generator), so the two `fit` calls of a
     resumed epoch must not each start their own. Multi-device strategies cannot
-    distribute a dataset that reads an iterator; there the stream is used as is
-    (batches are still skipped, but later epochs' order may differ from an
-    uninterrupted run).
+    distribute a dataset that reads an iterator; there the rest of the run is a
+    second stream that starts after the interrupted epoch (no batch is trained
+    twice or skipped, but a shuffled order of later epochs may differ from an
+    uninterrupted run's).
     """
-    if strategy.num_replicas_in_sync > 1:
-        return stream
     iterator = iter(stream)
     bridge = tf.data.Dataset.from_tensors(0).repeat().map(lambda _: iterator.get_next())
     options = tf.data.Options()

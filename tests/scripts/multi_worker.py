@@ -1,14 +1,19 @@
-"""One worker of a 2-worker MultiWorkerMirroredStrategy masked-LM pretraining run.
+"""A masked-LM pretraining run, alone or as one worker of a 2-worker
+MultiWorkerMirroredStrategy (with TF_CONFIG set), optionally checkpointed and killed.
 
-Run by tests/test_multi_worker.py as two processes on 127.0.0.1, each with its
-TF_CONFIG. Writes the worker's final weights and loss history to `OUT`/worker_i.npz.
+Run by tests/test_multi_worker.py: once without TF_CONFIG (one process, the same
+global batch), then as two processes on 127.0.0.1. Reads the tokenizer from the JSON
+file named by $TOKENIZER (one vocabulary for every process: training one per process
+may break ties at the vocabulary's cut differently). Writes the final weights and the
+loss history to `OUT`/worker_<i>.npz (`OUT`/single.npz alone).
 
-    python tests/scripts/multi_worker.py OUT   # with TF_CONFIG set
+    python tests/scripts/multi_worker.py OUT [CHECKPOINTS [KILL_AT_STEP]]
 """
 
 import json
 import os
 import pathlib
+import signal
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,21 +25,44 @@ import tensorflow as tf  # noqa: E402
 import pretrainlib as pl  # noqa: E402
 
 out = pathlib.Path(sys.argv[1])
-index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
-strategy = tf.distribute.MultiWorkerMirroredStrategy()
+checkpoints = sys.argv[2] if len(sys.argv) > 2 else None
+kill_at = int(sys.argv[3]) if len(sys.argv) > 3 else None
+config = os.environ.get("TF_CONFIG")
+index = json.loads(config)["task"]["index"] if config else None
+strategy = tf.distribute.MultiWorkerMirroredStrategy() if config else tf.distribute.get_strategy()
+
+
+class Kill(keras.callbacks.Callback):
+    """SIGKILLs this process once `step` optimizer steps are done."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
 
 texts = list(pl.datasets.wordnet_supersenses().train.texts[:128])
-tokenizer = pl.text.WordPieceTokenizer.train(texts, vocab_size=300)
+tokenizer = pl.text.WordPieceTokenizer.load(os.environ["TOKENIZER"])
 keras.utils.set_random_seed(0)
 with strategy.scope():
     pre = pl.Pretrainer(pl.backbones.TextEncoder(tokenizer.vocab_size, num_layers=1,
                                                  hidden_dim=32, max_sequence_length=24),
                         pl.objectives.MaskedLM(tokenizer=tokenizer))
-    pre.compile(learning_rate=3e-3)
+    # SGD, not Adam: Adam turns the float noise of gradients that are zero in exact
+    # arithmetic (attention key biases) into full steps of either sign, so the
+    # comparison with one process would measure that instead (see tests/harness.py).
+    pre.compile("sgd", learning_rate=0.05)
 data = pl.data.text_dataset(texts, tokenizer, batch_size=16, sequence_length=24, pack=True,
                             seed=0)
-history = pre.fit(data, epochs=2, verbose=0)
-np.savez(out / f"worker_{index}.npz", loss=np.array(history.history["loss"]),
+callbacks = []
+if checkpoints:
+    callbacks.append(pl.training.Checkpoint(checkpoints))  # at each epoch's end
+if kill_at is not None:
+    callbacks.append(Kill())
+history = pre.fit(data, epochs=3, callbacks=callbacks, verbose=0)
+name = "single" if index is None else f"worker_{index}"
+np.savez(out / f"{name}.npz", loss=np.array(history.history["loss"]),
          *[np.asarray(w) for w in pre.get_weights()])
 print(json.dumps({"worker": index, "replicas": strategy.num_replicas_in_sync,
-                  "loss": history.history["loss"]}))
+                  "batches_per_epoch": int(data.cardinality()),
+                  "checkpoints": sorted(p.name for p in pathlib.Path(checkpoints).iterdir())
+                  if checkpoints else [], "loss": history.history["loss"]}))

@@ -1,0 +1,60 @@
+"""Every objective, policy, transform, backbone and head registered in tests/harness.py
+passes the same checks: it fits, its config round-trips, it reloads in a fresh process
+with safe_mode (and, in test_protocol_mirrored.py, under MirroredStrategy on 2 logical
+CPUs it trains as one device)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import harness
+
+SCRIPT = pathlib.Path(__file__).parent / "scripts" / "harness_run.py"
+CASES = harness.cases()
+
+
+def run(mode, folder):
+    done = subprocess.run([sys.executable, str(SCRIPT), mode, str(folder)],
+                          capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((folder / f"{mode}.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("harness")
+    # Two processes: nothing of the saving one (registered classes, layer name counters,
+    # traced functions) can help the loading one.
+    return run("save", folder), run("load", folder)
+
+
+def ok(result, case):
+    assert "error" not in result, f"{case}:\n{result.get('error')}"
+    return result
+
+
+def test_every_kind_has_cases():
+    assert {case.split("/")[0] for case in CASES} == set(harness.KINDS)
+    assert len(CASES) >= 22
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_fits_and_round_trips_its_config(saved, case):
+    result = ok(saved[0][case], case)
+    assert np.isfinite(result["losses"]).all() and result["moved"], result
+    assert result["config"], f"{case}: config does not round-trip"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_reloads_in_a_fresh_process_with_safe_mode(saved, case):
+    ok(saved[0][case], case)
+    result = ok(saved[1][case], case)
+    assert result["gap"] <= 1e-5, result
