@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from pretrainlib import backbones, formatting, validation
+from pretrainlib import formatting, validation
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import call_inputs
 from pretrainlib.data.image_preprocessor import check_pixels
@@ -13,7 +13,7 @@ from pretrainlib.freezing.builtins import FreezeThenUnfreeze, FullFineTune
 from pretrainlib.freezing.callback import PolicyCallback, apply_stage, variables_ever_trained
 from pretrainlib.freezing.peft import Transform
 from pretrainlib.freezing.policy import FreezePolicy
-from pretrainlib.metrics import MacroF1
+from pretrainlib.heads.logits import LogitsDefaults
 from pretrainlib.protocol import DeclaresLoss
 from pretrainlib.training import feature_cache
 from pretrainlib.training.core import TrainingCore
@@ -88,7 +88,14 @@ class FineTuner(TrainingCore, keras.Model):
                  groups: dict | None = None, batchnorm: str = "auto", pairs: bool = False,
                  current_stage: int | None = None, epochs_trained: int = 0,
                  frozen_variables: list | None = None, **kwargs):
-        _check_types(backbone, head, policy, adapters)
+        validation.instance_of("backbone", backbone, keras.Model,
+                               "a keras.Model (e.g. pl.backbones.TextEncoder)")
+        validation.instance_of("head", head, keras.layers.Layer,
+                               "a Keras layer (e.g. pl.heads.Classifier(num_classes=4))")
+        validation.instance_of("policy", policy, (FreezePolicy, Transform, type(None)),
+                               "a pl.freezing.FreezePolicy (e.g. FreezeThenUnfreeze())")
+        validation.instance_of("adapters", adapters, (Transform, type(None)),
+                               "a pl.freezing.Transform (e.g. LoRA(8))")
         if isinstance(policy, Transform):  # shorthand: the transform, trained throughout
             policy, adapters = FullFineTune(), policy
         if policy is None:
@@ -107,21 +114,15 @@ class FineTuner(TrainingCore, keras.Model):
         super().__init__(inputs=inputs, outputs=head(features), **kwargs)
         self.backbone, self.head, self.policy, self.adapters = backbone, head, policy, adapters
         self.preprocessor = preprocessor
-        self.batchnorm = _resolve_batchnorm(batchnorm, backbone)
+        self.batchnorm = trainable.resolve_batchnorm(batchnorm, backbone)
         self.pairs = bool(pairs)
         self.epochs_trained = validation.non_negative_int("epochs_trained", epochs_trained)
         candidates = trainable.candidates(adapted, head, adapters, self.batchnorm == "frozen")
         # A plain holder, so Keras does not track the layers a second time.
-        self._parts = _Parts({**adapted.groups, "head": [head]}, adapted.network,
-                             keras.Model(inputs, features, name="features"), candidates,
-                             adapted.frozen, groups)
-        names = list(self.layer_groups)
-        for stage in range(policy.num_stages(names)):  # groups it lacks fail now
-            policy.plan(stage, names)
-        if current_stage is not None and not 0 <= current_stage < policy.num_stages(names):
-            raise ValueError(
-                f"`current_stage` must index one of the policy's {policy.num_stages(names)} "
-                f"stages. Received: current_stage={current_stage}")
+        self._parts = trainable.Parts({**adapted.groups, "head": [head]}, adapted.network,
+                                      keras.Model(inputs, features, name="features"),
+                                      candidates, adapted.frozen, groups)
+        policy.check(list(self.layer_groups), current_stage)  # before the first stage
         self.current_stage = current_stage
         apply_stage(policy, current_stage or 0, self.layer_groups, candidates)
 
@@ -141,30 +142,14 @@ class FineTuner(TrainingCore, keras.Model):
         """The head, or for a plain Keras layer, classification on its logits."""
         if isinstance(self.head, DeclaresLoss):
             return self.head
-        return _LogitsHead(self.output_shape[-1])
+        return LogitsDefaults(self.output_shape[-1])
 
     def optimizer_variables(self) -> list:
         """Every variable that trains in some stage of the policy."""
         return variables_ever_trained(self.policy, self.layer_groups, self.trainable_candidates)
 
     def _summary_rows(self):
-        names = list(self.layer_groups)
-        groups = ", ".join(name for name in names if name != "head")
-        rows = [
-            ("backbone", f"{formatting.backbone_line(self.backbone)}; groups {groups}"),
-            ("head", f"{formatting.describe(self.head)}: "
-                     f"{formatting.human(formatting.count_params(self.head.weights))} params"),
-        ]
-        if self.adapters is not None:
-            rows.append(("adapters", formatting.describe(self.adapters)))
-        frozen = set(self._parts.frozen)
-        if frozen:
-            count = formatting.count_params(v for v in self.weights if v.path in frozen)
-            rows.append(("frozen", f"{formatting.human(count)} params you froze never train"))
-        rows.append(("policy", f"{formatting.describe(self.policy)}, in stage "
-                               f"{self.current_stage or 0} of {self.policy.num_stages(names)}"
-                               f"\n{self.policy.summary(self)}"))
-        return rows + super()._summary_rows()
+        return formatting.fine_tuner_rows(self) + super()._summary_rows()
 
     # === Training ===
     def fit(self, x=None, y=None, *args, cache_features="auto", **kwargs):
@@ -198,58 +183,17 @@ class FineTuner(TrainingCore, keras.Model):
         policy.set_model(self)
         self._policy_callback = policy
         run.callbacks.insert(0, policy)
-        reason = self._reason_not_to_cache(run, kwargs.get("validation_data"))
+        reason = feature_cache.reason_not_to_cache(
+            self._cache, self.policy, list(self.layer_groups), run.absolute_epochs(),
+            self._parts.network, (("x", run.x), ("validation_data", kwargs["validation_data"])))
         self.fit_on_cached_features = reason is None
         if reason is not None:
-            if self._cache is True:
-                raise ValueError(f"`cache_features=True` needs a frozen, deterministic "
-                                 f"backbone and data, but {reason}. Use "
-                                 "cache_features='auto' or False.")
             return super()._fit_run(run, **kwargs)
-        select = self._head_input
-        network = self._parts.features
-        run.x = feature_cache.cache_features(network, run.x, select)
-        validation_data = kwargs.pop("validation_data")
-        if validation_data is not None:
-            validation_data = feature_cache.cache_features(network, validation_data, select)
-        trainer = feature_cache.HeadTrainer(self, run.x.element_spec[0])
-        return run.fit(trainer=trainer, validation_data=validation_data, **kwargs)
+        return feature_cache.fit_head(self, run, self._parts.features, **kwargs)
 
     def _begin_run(self, epoch: int) -> None:
         self._policy_callback.apply(epoch if self.policy.unit == "epoch"
                                     else int(self.optimizer.iterations.numpy()))
-
-    def _reason_not_to_cache(self, run, validation_data) -> str | None:
-        """Why this call cannot train the head on cached features, or None."""
-        if self._cache is False:
-            return "cache_features=False"
-        names = list(self.layer_groups)
-        if self.policy.unit == "step":  # which steps this call spans is not known here
-            stages = set(range(self.policy.num_stages(names)))
-        else:
-            stages = {self.policy.stage_index(e, names) for e in run.absolute_epochs()}
-        training = sorted({g for stage in stages
-                           for g, plan in self.policy.plan(stage, names).items()
-                           if plan.trains and g != "head"})
-        if training:
-            return f"groups {training} train in these epochs"
-        random = feature_cache.random_layers(self._parts.network)
-        if random:
-            return f"the backbone has random layers {random}"
-        for name, data in (("x", run.x), ("validation_data", validation_data)):
-            drawn = None if data is None else feature_cache.random_data(data)
-            if drawn:
-                return f"`{name}` draws random numbers (augmentation?) every epoch"
-            if data is not None and drawn is None:
-                return f"it cannot be told whether `{name}` draws random numbers"
-        return None
-
-    def _head_input(self, outputs):
-        """What the head reads from the backbone's outputs (only that is cached)."""
-        feature = getattr(self.head, "feature", None)
-        if isinstance(outputs, dict) and feature in outputs:
-            return {feature: outputs[feature]}
-        return outputs
 
     # === Config ===
     def get_config(self):
@@ -271,53 +215,3 @@ class FineTuner(TrainingCore, keras.Model):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-
-def _check_types(backbone, head, policy, adapters) -> None:
-    expected = (("backbone", backbone, keras.Model, "a keras.Model (e.g. pl.backbones."
-                 "TextEncoder)"),
-                ("head", head, keras.layers.Layer, "a Keras layer (e.g. pl.heads.Classifier"
-                 "(num_classes=4))"),
-                ("policy", policy, (FreezePolicy, Transform, type(None)),
-                 "a pl.freezing.FreezePolicy (e.g. FreezeThenUnfreeze())"),
-                ("adapters", adapters, (Transform, type(None)),
-                 "a pl.freezing.Transform (e.g. LoRA(8))"))
-    for name, value, kind, described in expected:
-        if not isinstance(value, kind):
-            raise TypeError(f"`{name}` must be {described}. Received: {name} of type "
-                            f"{type(value).__name__}")
-
-
-def _resolve_batchnorm(batchnorm: str, backbone: keras.Model) -> str:
-    validation.one_of("batchnorm", batchnorm, ("auto", "frozen", "policy"))
-    if batchnorm != "auto":
-        return batchnorm
-    # The library's own backbones, whose BatchNorm is set up for small data.
-    ours = (backbones.ConvNet, backbones.VisionEncoder, backbones.TextEncoder)
-    return "policy" if isinstance(backbone, ours) else "frozen"
-
-
-class _LogitsHead(DeclaresLoss):
-    """The defaults for a head that is a plain Keras layer giving class logits."""
-
-    def __init__(self, num_classes: int):
-        self.num_classes = num_classes
-
-    def default_loss(self):
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-    def default_metrics(self) -> list:
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                MacroF1(self.num_classes)]
-
-
-class _Parts:
-    """The FineTuner's layer groups and what trains, outside Keras's tracking."""
-
-    def __init__(self, groups, network, features, candidates, frozen, patterns):
-        self.groups = groups
-        self.network = network  # the backbone as called (with adapters, if any)
-        self.features = features  # the FineTuner's inputs -> what the head reads
-        self.candidates = candidates
-        self.frozen = frozen
-        self.patterns = patterns

@@ -62,3 +62,32 @@ def render(title: str, rows: Sequence[tuple[str, str]], print_fn: Callable | Non
     text = "\n".join(lines)
     (print_fn or print)(text)
     return text
+
+
+# === The rows of `summary()` for this library's models ===
+def trainable_rows(model) -> list[tuple[str, str]]:
+    total, trainable = count_params(model.weights), count_params(model.trainable_weights)
+    return [("trainable", f"{human(trainable)} of {human(total)} parameters "
+                          f"({100 * trainable / max(total, 1):.1f}%)")]
+
+
+def pretrainer_rows(pretrainer) -> list[tuple[str, str]]:
+    head = count_params(pretrainer.weights) - count_params(pretrainer.backbone.weights)
+    return [("backbone", backbone_line(pretrainer.backbone)),
+            ("objective", f"{describe(pretrainer.objective)}: head {human(head)} params")]
+
+
+def fine_tuner_rows(ft) -> list[tuple[str, str]]:
+    names = list(ft.layer_groups)
+    groups = ", ".join(name for name in names if name != "head")
+    rows = [("backbone", f"{backbone_line(ft.backbone)}; groups {groups}"),
+            ("head", f"{describe(ft.head)}: {human(count_params(ft.head.weights))} params")]
+    if ft.adapters is not None:
+        rows.append(("adapters", describe(ft.adapters)))
+    frozen = set(ft._parts.frozen)
+    if frozen:
+        count = count_params(v for v in ft.weights if v.path in frozen)
+        rows.append(("frozen", f"{human(count)} params you froze never train"))
+    rows.append(("policy", f"{describe(ft.policy)}, in stage {ft.current_stage or 0} of "
+                           f"{ft.policy.num_stages(names)}\n{ft.policy.summary(ft)}"))
+    return rows

@@ -82,14 +82,7 @@ class Pretrainer(TrainingCore, keras.Model):
         return self.objective
 
     def _summary_rows(self):
-        own = formatting.count_params(self.backbone.weights)
-        return [
-            ("backbone", formatting.backbone_line(self.backbone)),
-            ("objective", f"{formatting.describe(self.objective)}: head "
-                          f"{formatting.human(formatting.count_params(self.weights) - own)} "
-                          "params"),
-            *super()._summary_rows(),
-        ]
+        return formatting.pretrainer_rows(self) + super()._summary_rows()
 
     # === Data goes through the objective ===
     def _check_data(self, name, dataset, steps, steps_name):

@@ -53,6 +53,15 @@ def non_negative_float(name: str, value: Any) -> float:
     return float(value)
 
 
+def instance_of(name: str, value: Any, kinds, described: str) -> Any:
+    """Returns `value` if it is an instance of `kinds`, else raises a `TypeError`
+    saying it must be `described`."""
+    if not isinstance(value, kinds):
+        raise TypeError(f"`{name}` must be {described}. Received: {name} of type "
+                        f"{type(value).__name__}")
+    return value
+
+
 def one_of(name: str, value: Any, choices) -> Any:
     if value not in choices:
         raise ValueError(

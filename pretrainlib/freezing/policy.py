@@ -143,6 +143,16 @@ class FreezePolicy:
     def num_stages(self, groups: Sequence[str]) -> int:
         return len(self.stages_for(list(groups)))
 
+    def check(self, groups: Sequence[str], stage: int | None = None) -> None:
+        """Raises now, not at a stage boundary, if a stage names a group the model
+        lacks, or `stage` (a `current_stage`) is not one of the stages."""
+        count = self.num_stages(groups)
+        for index in range(count):
+            self.plan(index, groups)
+        if stage is not None and not 0 <= stage < count:
+            raise ValueError(f"`current_stage` must index one of the policy's {count} "
+                             f"stages. Received: current_stage={stage}")
+
     def plan(self, stage_index: int, groups: Iterable[str]) -> dict[str, GroupPlan]:
         """`{group: GroupPlan}` for every group in a stage."""
         groups = list(groups)

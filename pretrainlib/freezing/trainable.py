@@ -15,10 +15,39 @@ import dataclasses
 
 import keras
 
-from pretrainlib import keras_compat
+from pretrainlib import keras_compat, validation
 from pretrainlib.freezing.callback import remember_yours, trainable_candidates
 from pretrainlib.freezing.peft import Transform
 from pretrainlib.freezing.policy import group_variables
+
+
+@dataclasses.dataclass
+class Parts:
+    """What a FineTuner keeps outside Keras's attribute tracking (which would track
+    the layers a second time).
+
+    Attributes:
+        groups: `{group: [layers]}` bottom to top, the head last.
+        network: the backbone as called (with adapters, if any).
+        features: the FineTuner's inputs -> what the head reads.
+        candidates: `id`s of the variables some stage may train.
+        frozen: paths of the weights you froze.
+        patterns: the `groups=` patterns given, if any.
+
+    Examples:
+        >>> import pretrainlib as pl
+        >>> ft = pl.FineTuner(pl.backbones.TextEncoder(50, num_layers=1, hidden_dim=16),
+        ...                   pl.heads.Classifier(2))
+        >>> list(ft._parts.groups), ft._parts.frozen
+        (['embeddings', 'block_0', 'head'], [])
+    """
+
+    groups: dict
+    network: keras.Model
+    features: keras.Model
+    candidates: frozenset
+    frozen: list
+    patterns: dict | None
 
 
 @dataclasses.dataclass
@@ -110,3 +139,14 @@ def _weights_if_all_trainable(groups: dict) -> frozenset:
             layer.trainable = True
     return frozenset(id(v) for layers in groups.values() for layer in layers
                      for v in layer.trainable_weights)
+
+
+def resolve_batchnorm(batchnorm: str, backbone: keras.Model) -> str:
+    """`"frozen"` or `"policy"` for a FineTuner's `batchnorm=` argument: `"auto"` is
+    `"policy"` for this library's backbones (their BatchNorm is set up for small
+    data) and `"frozen"` for any other (pretrained statistics kept, as Keras's
+    transfer-learning guide advises)."""
+    validation.one_of("batchnorm", batchnorm, ("auto", "frozen", "policy"))
+    if batchnorm != "auto":
+        return batchnorm
+    return "policy" if type(backbone).__module__.startswith("pretrainlib.") else "frozen"

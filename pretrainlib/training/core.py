@@ -16,16 +16,14 @@ import keras
 
 from pretrainlib import formatting, keras_compat
 from pretrainlib.training import precision as precision_module
+from pretrainlib.training import defaults
 from pretrainlib.training.defaults import make_optimizer
-from pretrainlib.training.inputs import as_dataset, split_validation
+from pretrainlib.training.inputs import as_dataset, fit_datasets
 from pretrainlib.training.optimizers import inner_optimizer
 from pretrainlib.training.run import Run
 from pretrainlib.training.schedules import WarmupLinearDecay
 from pretrainlib.training.train_step import skipping_train_step
 
-_COMPILE_FORMAT = 2  # "auto" defaults; version 1 wrote None for them
-_KERAS_SETTINGS = ("loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
-                   "steps_per_execution", "jit_compile", "auto_scale_loss")
 
 
 class TrainingCore(keras_compat.TrainerOverrides):
@@ -92,26 +90,16 @@ class TrainingCore(keras_compat.TrainerOverrides):
         optimizer = make_optimizer(optimizer, learning_rate, weight_decay, warmup_ratio,
                                    clipnorm, default_learning_rate=self.default_learning_rate)
         # Remembered so that `keras.saving.load_model` compiles the model the same way.
-        self._compile_arguments = json.dumps(keras.saving.serialize_keras_object(
-            {**arguments, "format": _COMPILE_FORMAT}))
+        self._compile_arguments = defaults.remember(arguments)
         self.skip_nonfinite = bool(skip_nonfinite)
         if precision is not None:
             precision_module.apply(self, precision)  # before Keras picks loss scaling
-        super().compile(optimizer=optimizer, **self._keras_settings(arguments))
+        super().compile(optimizer=optimizer, **defaults.keras_settings(self, arguments))
 
     def compile_settings(self) -> dict:
         """Fresh copies of what `compile` gave Keras besides the optimizer (loss,
         metrics, ...), for another model that trains part of this one."""
-        saved = json.loads(self._compile_arguments)
-        return self._keras_settings({name: keras.saving.deserialize_keras_object(saved[name])
-                                     for name in _KERAS_SETTINGS})
-
-    def _keras_settings(self, arguments: dict) -> dict:
-        """Keras's compile arguments but the optimizer, "auto" resolved."""
-        defaults = {"loss": self.default_loss, "metrics": self.default_metrics,
-                    "weighted_metrics": self.default_weighted_metrics}
-        return {name: defaults[name]() if name in defaults and _is_auto(arguments[name])
-                else arguments[name] for name in _KERAS_SETTINGS}
+        return defaults.keras_settings(self, defaults.recall(self._compile_arguments))
 
     def get_compile_config(self) -> dict:
         arguments = getattr(self, "_compile_arguments", None)
@@ -120,15 +108,9 @@ class TrainingCore(keras_compat.TrainerOverrides):
     def compile_from_config(self, config: dict) -> None:
         """Compiles as the saved model was (called by `keras.saving.load_model`), and
         builds the optimizer on the variables it had, so its state can load."""
-        arguments = config.get("pretrainlib")
-        if arguments is None:
+        if config.get("pretrainlib") is None:
             return
-        arguments = {k: keras.saving.deserialize_keras_object(v) for k, v in arguments.items()}
-        if arguments.pop("format", 1) == 1:  # saved by pretrainlib 0.1: None meant default
-            for name in ("loss", "metrics", "weighted_metrics", "optimizer"):
-                if arguments.get(name) is None:
-                    arguments[name] = "auto"
-        self.compile(**arguments)
+        self.compile(**defaults.recall(json.dumps(config["pretrainlib"])))
         if self.built:
             with self.distribute_strategy.scope():
                 self.optimizer.build(self.optimizer_variables())
@@ -176,17 +158,9 @@ class TrainingCore(keras_compat.TrainerOverrides):
         """
         if getattr(self, "optimizer", None) is None:
             raise RuntimeError("Call `compile()` before `fit()`.")
-        if validation_split:
-            if validation_data is not None:
-                raise ValueError("Pass `validation_split` or `validation_data`, not both.")
-            (x, y, sample_weight), validation_data = split_validation(
-                x, y, sample_weight, validation_split)
-        x = self._as_dataset("x", x, y, sample_weight, batch_size, shuffle)
-        if isinstance(validation_data, (tuple, list)):
-            validation_data = self._as_dataset("validation_data", *validation_data,
-                                               batch_size=batch_size, shuffle=False)
-        elif validation_data is not None:
-            validation_data = self._as_dataset("validation_data", validation_data)
+        x, validation_data = fit_datasets(x, y, sample_weight, batch_size, shuffle,
+                                          validation_split, validation_data,
+                                          getattr(self, "preprocessor", None))
         self._check_data("x", x, steps_per_epoch, "steps_per_epoch")
         if validation_data is not None:
             self._check_data("validation_data", validation_data,
@@ -220,7 +194,7 @@ class TrainingCore(keras_compat.TrainerOverrides):
     def _as_dataset(self, name, x, y=None, sample_weight=None, batch_size=None,
                     shuffle=True):
         return as_dataset(name, x, y, sample_weight, batch_size, shuffle,
-                          getattr(self, "preprocessor", None))
+                          getattr(self, "preprocessor", None))  # raw inputs it takes
 
     # === Hooks for subclasses ===
     def _check_data(self, name: str, dataset, steps: int | None, steps_name: str) -> None:
@@ -257,11 +231,5 @@ class TrainingCore(keras_compat.TrainerOverrides):
 
     def _summary_rows(self) -> list[tuple[str, str]]:
         """`(label, text)` rows for `summary()`; subclasses put theirs first."""
-        total = formatting.count_params(self.weights)
-        trainable = formatting.count_params(self.trainable_weights)
-        return [("trainable", f"{formatting.human(trainable)} of {formatting.human(total)} "
-                              f"parameters ({100 * trainable / max(total, 1):.1f}%)")]
+        return formatting.trainable_rows(self)
 
-
-def _is_auto(value) -> bool:
-    return isinstance(value, str) and value == "auto"

@@ -1,6 +1,9 @@
-"""Compile defaults: the optimizer a string names, with its schedule and clipping."""
+"""Compile defaults: the optimizer a string names, with its schedule and clipping;
+"auto" losses and metrics; the compile arguments a saved model is compiled with."""
 
 from __future__ import annotations
+
+import json
 
 import keras
 
@@ -81,3 +84,38 @@ def make_optimizer(
 
 def _key(name: str) -> str:
     return "adamw" if name.lower() == "auto" else name.lower()
+
+
+# === compile's arguments, resolved and remembered ===
+_FORMAT = 2  # "auto" defaults; pretrainlib 0.1 wrote None for them
+KERAS_SETTINGS = ("loss", "loss_weights", "metrics", "weighted_metrics", "run_eagerly",
+                  "steps_per_execution", "jit_compile", "auto_scale_loss")
+
+
+def keras_settings(model, arguments: dict) -> dict:
+    """Keras's compile arguments but the optimizer, each `"auto"` loss or metric
+    replaced by what `model` declares (fresh objects every call)."""
+    declared = {"loss": model.default_loss, "metrics": model.default_metrics,
+                "weighted_metrics": model.default_weighted_metrics}
+    return {name: declared[name]() if name in declared and _is_auto(arguments[name])
+            else arguments[name] for name in KERAS_SETTINGS}
+
+
+def remember(arguments: dict) -> str:
+    """`compile`'s arguments as JSON, for the saved model's compile config."""
+    return json.dumps(keras.saving.serialize_keras_object({**arguments, "format": _FORMAT}))
+
+
+def recall(remembered: str) -> dict:
+    """`compile`'s arguments back from `remember` (or a model saved by version 0.1)."""
+    arguments = {k: keras.saving.deserialize_keras_object(v)
+                 for k, v in json.loads(remembered).items()}
+    if arguments.pop("format", 1) == 1:  # pretrainlib 0.1: None meant the default
+        for name in ("loss", "metrics", "weighted_metrics", "optimizer"):
+            if arguments.get(name) is None:
+                arguments[name] = "auto"
+    return arguments
+
+
+def _is_auto(value) -> bool:
+    return isinstance(value, str) and value == "auto"

@@ -108,6 +108,57 @@ def cache_features(network: keras.Model, dataset: tf.data.Dataset,
     return cached.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def reason_not_to_cache(cache, policy, groups: list, epochs, network: keras.Model,
+                        datasets) -> str | None:
+    """Why a FineTuner's `fit` over these absolute `epochs` cannot train its head on
+    cached features (`cache` is its `cache_features` argument), or None.
+
+    `datasets` are `(argument name, dataset or None)` pairs. With `cache=True` a
+    reason is an error.
+    """
+    if cache is False:
+        return "cache_features=False"
+    if policy.unit == "step":  # which steps the call spans is not known here
+        stages = set(range(policy.num_stages(groups)))
+    else:
+        stages = {policy.stage_index(e, groups) for e in epochs}
+    training = sorted({g for stage in stages for g, plan in policy.plan(stage, groups).items()
+                       if plan.trains and g != "head"})
+    reason = None
+    if training:
+        reason = f"groups {training} train in these epochs"
+    elif random_layers(network):
+        reason = f"the backbone has random layers {random_layers(network)}"
+    for name, data in datasets:
+        drawn = None if data is None or reason else random_data(data)
+        if drawn:
+            reason = f"`{name}` draws random numbers (augmentation?) every epoch"
+        elif data is not None and drawn is None and reason is None:
+            reason = f"it cannot be told whether `{name}` draws random numbers"
+    if reason is not None and cache is True:
+        raise ValueError(f"`cache_features=True` needs a frozen, deterministic backbone and "
+                         f"data, but {reason}. Use cache_features='auto' or False.")
+    return reason
+
+
+def fit_head(owner: keras.Model, run, features: keras.Model, validation_data=None,
+             **kwargs):
+    """Runs `run` of the FineTuner `owner` as head-only training on the features
+    `features` (the FineTuner's inputs -> what its head reads) computes once."""
+    feature = getattr(owner.head, "feature", None)
+
+    def select(outputs):  # only what the head reads is cached
+        if isinstance(outputs, dict) and feature in outputs:
+            return {feature: outputs[feature]}
+        return outputs
+
+    run.x = cache_features(features, run.x, select)
+    if validation_data is not None:
+        validation_data = cache_features(features, validation_data, select)
+    return run.fit(trainer=HeadTrainer(owner, run.x.element_spec[0]),
+                   validation_data=validation_data, **kwargs)
+
+
 class HeadTrainer(keras.Model):
     """A FineTuner's head as a Keras model of its own, trained on cached features.
 

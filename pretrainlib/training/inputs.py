@@ -65,6 +65,26 @@ def as_dataset(name: str, x, y=None, sample_weight=None, batch_size: int | None 
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
+def fit_datasets(x, y, sample_weight, batch_size, shuffle, validation_split,
+                 validation_data, preprocessor=None):
+    """`(x, validation_data)` as datasets, from what `keras.Model.fit` takes:
+    `validation_split` of arrays, `validation_data` as a dataset or a tuple
+    `(x, y[, sample_weight])`."""
+    if validation_split:
+        if validation_data is not None:
+            raise ValueError("Pass `validation_split` or `validation_data`, not both.")
+        (x, y, sample_weight), validation_data = split_validation(
+            x, y, sample_weight, validation_split)
+    x = as_dataset("x", x, y, sample_weight, batch_size, shuffle, preprocessor)
+    if isinstance(validation_data, (tuple, list)):
+        validation_data = as_dataset("validation_data", *validation_data,
+                                     batch_size=batch_size, shuffle=False,
+                                     preprocessor=preprocessor)
+    elif validation_data is not None:
+        validation_data = as_dataset("validation_data", validation_data)
+    return x, validation_data
+
+
 def split_validation(x, y, sample_weight, validation_split: float):
     """Keras's `validation_split`: the last fraction of the arrays (before any
     shuffling) becomes `validation_data`. Returns `(train, validation)`, each
