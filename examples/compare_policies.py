@@ -71,7 +71,7 @@ def main(argv=None):
         test = dataset(demo.test_split(wn, args), shuffle=False)
         for name, (policy, rates) in policies.items():
             def build(policy=policy):
-                return pl.FineTuner(demo.copy_of(encoder),
+                return pl.FineTuner(pl.backbones.clone(encoder),
                                     pl.heads.Classifier(len(wn.class_names)),
                                     policy=policy())
 

@@ -34,7 +34,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from wordnet_demo import copy_of, fine_tune, log, write_results  # noqa: E402
+from wordnet_demo import fine_tune, log, write_results  # noqa: E402
 
 import pretrainlib as pl  # noqa: E402
 
@@ -109,7 +109,7 @@ def run(args) -> dict:
         val_ds = pl.data.image_dataset(val.images, val.labels, batch_size=256, shuffle=False)
         builds = {
             "pretrained": lambda: pl.FineTuner(
-                copy_of(backbone), pl.heads.Classifier(num_classes),
+                pl.backbones.clone(backbone), pl.heads.Classifier(num_classes),
                 policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs)),
             "scratch": lambda: pl.FineTuner(
                 make_backbone(args), pl.heads.Classifier(num_classes),

@@ -51,7 +51,7 @@ def main(argv=None):
 
     arms = {
         "pretrained": arm(lambda: pl.FineTuner(
-            demo.copy_of(encoder), pl.heads.Classifier(len(wn.class_names)),
+            pl.backbones.clone(encoder), pl.heads.Classifier(len(wn.class_names)),
             policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs))),
         "scratch": arm(lambda: pl.FineTuner(
             demo.make_encoder(tokenizer, args), pl.heads.Classifier(len(wn.class_names)),

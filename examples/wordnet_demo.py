@@ -52,13 +52,6 @@ def make_encoder(tokenizer, args) -> pl.backbones.TextEncoder:
     )
 
 
-def copy_of(encoder: keras.Model) -> keras.Model:
-    """A fresh backbone with `encoder`'s weights (each fine-tuning run gets one)."""
-    backbone = type(encoder).from_config(encoder.get_config())
-    backbone.set_weights(encoder.get_weights())
-    return backbone
-
-
 def labeled_dataset(split, tokenizer, args, seed: int, shuffle: bool = True):
     return pl.data.text_dataset(split.texts, tokenizer, labels=split.labels,
                                 batch_size=args.batch, sequence_length=args.length,
@@ -73,9 +66,7 @@ def pretrain(wn, tokenizer, args, seed: int, cooccurrence: bool = True,
     if cooccurrence:
         log(f"token embeddings from co-occurrence counts (PPMI + SVD) in "
             f"{len(wn.unlabeled)} glosses")
-        encoder.token_embedding.embeddings.assign(
-            pl.text.cooccurrence_embeddings(wn.unlabeled, tokenizer, dim=args.hidden,
-                                            seed=seed))
+        pl.text.init_token_embeddings(encoder, wn.unlabeled, tokenizer, seed=seed)
     if not masked_lm:
         return encoder
     unlabeled = pl.data.text_dataset(wn.unlabeled, tokenizer, batch_size=args.pretrain_batch,
@@ -165,7 +156,9 @@ def run(args) -> dict:
         log(f"seed {seed}: {len(train)} labeled training glosses, {len(val)} for validation")
 
         def pretrained_model(encoder):
-            return pl.FineTuner(copy_of(encoder), pl.heads.Classifier(len(wn.class_names)),
+            # A copy per run: a FineTuner trains the backbone it is given in place.
+            return pl.FineTuner(pl.backbones.clone(encoder),
+                                pl.heads.Classifier(len(wn.class_names)),
                                 policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs))
 
         def scratch_model():

@@ -30,43 +30,43 @@ class Moves(keras.callbacks.Callback):
         self.epochs.append(changed(self.before, self.watched))
 
 
-def test_lora_under_freeze_then_unfreeze_trains_the_head_then_the_updates(tiny_encoder,
-                                                                          labeled):
-    ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
-                      policy=pl.freezing.FreezeThenUnfreeze(freeze_epochs=1),
-                      adapters=pl.freezing.LoRA(rank=2))
+def moves_per_epoch(tiny_encoder, labeled, policy, adapters, epochs):
+    """Fits a FineTuner with `policy` and `adapters`; returns (it, what moved per epoch)."""
+    ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6), policy=policy,
+                      adapters=adapters)
     ft.compile(learning_rate=1e-2)
     watch = Moves(ft)
-    ft.fit(labeled(n=32), epochs=2, callbacks=[watch], cache_features=False, verbose=0)
-    first, second = watch.epochs
+    ft.fit(labeled(n=32), epochs=epochs, callbacks=[watch], cache_features=False, verbose=0)
+    return ft, watch.epochs
+
+
+def test_lora_under_freeze_then_unfreeze_trains_the_head_then_the_updates(tiny_encoder,
+                                                                          labeled):
+    ft, (first, second) = moves_per_epoch(tiny_encoder, labeled,
+                                          pl.freezing.FreezeThenUnfreeze(freeze_epochs=1),
+                                          pl.freezing.LoRA(rank=2), epochs=2)
     assert first and all(p.startswith(ft.head.name) for p in first)
     backbone = {p.rsplit("/", 1)[-1] for p in second if not p.startswith(ft.head.name)}
     assert backbone == {"lora_kernel_a", "lora_kernel_b"}
 
 
 def test_adapters_under_gradual_unfreeze_open_block_by_block(tiny_encoder, labeled):
-    ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
-                      policy=pl.freezing.GradualUnfreeze(every_epochs=1),
-                      adapters=pl.freezing.Adapters(bottleneck=4))
-    ft.compile(learning_rate=1e-2)
-    watch = Moves(ft)
-    ft.fit(labeled(n=32), epochs=3, callbacks=[watch], cache_features=False, verbose=0)
-    opened = [{p.split("/")[0] for p in moved if "adapter" in p} for moved in watch.epochs]
+    ft, epochs = moves_per_epoch(tiny_encoder, labeled,
+                                 pl.freezing.GradualUnfreeze(every_epochs=1),
+                                 pl.freezing.Adapters(bottleneck=4), epochs=3)
+    opened = [{p.split("/")[0] for p in moved if "adapter" in p} for moved in epochs]
     assert opened == [set(), {"transformer_layer_1_adapter"},
                       {"transformer_layer_1_adapter", "transformer_layer_0_adapter"}]
     assert not any("adapter" not in p and not p.startswith(ft.head.name)
-                   for moved in watch.epochs for p in moved)
+                   for moved in epochs for p in moved)
 
 
 def test_bitfit_as_a_transform_follows_the_schedule(tiny_encoder, labeled):
-    ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
-                      policy=pl.freezing.FreezeThenUnfreeze(freeze_epochs=1),
-                      adapters=pl.freezing.BitFit())
-    ft.compile(learning_rate=1e-2)
-    watch = Moves(ft)
-    ft.fit(labeled(n=32), epochs=2, callbacks=[watch], cache_features=False, verbose=0)
-    assert all(p.startswith(ft.head.name) for p in watch.epochs[0])
-    assert {p.rsplit("/", 1)[-1] for p in watch.epochs[1]
+    ft, epochs = moves_per_epoch(tiny_encoder, labeled,
+                                 pl.freezing.FreezeThenUnfreeze(freeze_epochs=1),
+                                 pl.freezing.BitFit(), epochs=2)
+    assert all(p.startswith(ft.head.name) for p in epochs[0])
+    assert {p.rsplit("/", 1)[-1] for p in epochs[1]
             if not p.startswith(ft.head.name)} == {"bias", "gamma", "beta"}
 
 

@@ -6,7 +6,7 @@ import keras
 
 from pretrainlib import validation
 from pretrainlib.heads.dense_head import DenseHead
-from pretrainlib.metrics import MacroF1
+from pretrainlib.heads.logits import LogitsDefaults
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -47,11 +47,10 @@ class Classifier(DenseHead):
         self.num_classes = num_classes
 
     def default_loss(self):
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        return LogitsDefaults(self.num_classes).default_loss()
 
     def default_metrics(self) -> list:
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                MacroF1(self.num_classes)]
+        return LogitsDefaults(self.num_classes).default_metrics()
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
