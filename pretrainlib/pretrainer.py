@@ -38,6 +38,9 @@ class Pretrainer(TrainingCore, keras.Model):
         seed: base seed of the objective's draws (saved with the model and in
             checkpoints); default: drawn from Python's `random` (seeded by
             `keras.utils.set_random_seed`).
+        preprocessor: raw inputs to the backbone's inputs, e.g.
+            `pl.text.TextPreprocessor(tokenizer, sequence_length=128, pack=True)`:
+            `fit` and `evaluate` then take raw texts; saved with the model.
 
     Examples:
         >>> import pretrainlib as pl
@@ -54,7 +57,7 @@ class Pretrainer(TrainingCore, keras.Model):
     """
 
     def __init__(self, backbone: keras.Model, objective: Objective, seed: int | None = None,
-                 **kwargs):
+                 preprocessor=None, **kwargs):
         if not isinstance(backbone, keras.Model):
             raise TypeError(
                 "`backbone` must be a keras.Model (e.g. pl.backbones.TextEncoder). "
@@ -68,11 +71,14 @@ class Pretrainer(TrainingCore, keras.Model):
         if seed is not None:
             validation.non_negative_int("seed", seed)
         objective.validate_backbone(backbone)
+        if preprocessor is not None:
+            preprocessor.check_backbone(backbone)
         inputs, outputs = objective.build(backbone)
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
         self.objective = objective
         self.seed = random.getrandbits(31) if seed is None else seed
+        self.preprocessor = preprocessor
 
     # Masks and noise are drawn per batch of one stream (see `_stream_view`).
     _reads_one_stream = True
@@ -131,6 +137,8 @@ class Pretrainer(TrainingCore, keras.Model):
             "backbone": keras.saving.serialize_keras_object(self.backbone),
             "objective": keras.saving.serialize_keras_object(self.objective),
             "seed": self.seed,
+            "preprocessor": (None if self.preprocessor is None
+                             else keras.saving.serialize_keras_object(self.preprocessor)),
             "name": self.name,
         }
 
@@ -139,4 +147,7 @@ class Pretrainer(TrainingCore, keras.Model):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         config["objective"] = keras.saving.deserialize_keras_object(config["objective"])
+        if config.get("preprocessor") is not None:
+            config["preprocessor"] = keras.saving.deserialize_keras_object(
+                config["preprocessor"])
         return cls(**config)

@@ -262,6 +262,18 @@ def test_pretrainer_evaluation_draws_the_same_masks_every_time(tiny_encoder, tok
                                rtol=1e-6)
 
 
+def test_a_pretrainer_with_a_preprocessor_pretrains_on_raw_texts(tiny_encoder, tokenizer,
+                                                                  glosses, tmp_path):
+    pre = pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer),
+                        preprocessor=pl.text.TextPreprocessor(tokenizer, 32, pack=True))
+    pre.compile(learning_rate=3e-3)
+    losses = pre.fit(glosses[:600], batch_size=16, epochs=2, verbose=0).history["loss"]
+    assert losses[1] < losses[0]
+    assert pre.evaluate(glosses[:64], verbose=0) == pre.evaluate(glosses[:64], verbose=0)
+    pre.save(tmp_path / "pre.keras")
+    assert keras.saving.load_model(tmp_path / "pre.keras").preprocessor.pack
+
+
 def test_stage_arithmetic_has_one_source():
     policy = pl.freezing.GradualUnfreeze(every_epochs=2)
     groups = ["embeddings", "block_0", "block_1", "head"]

@@ -24,6 +24,8 @@ class TextPreprocessor(keras.layers.Layer):
         tokenizer: a `pl.text.WordPieceTokenizer`.
         sequence_length: tokens per row, `[CLS]` and `[SEP]` included; at most the
             backbone's `max_sequence_length`.
+        pack: for unlabeled texts (a Pretrainer's), pack documents into full rows
+            (`pl.data.text_dataset(..., pack=True)`); labeled texts are never packed.
 
     Examples:
         >>> import pretrainlib as pl
@@ -34,13 +36,15 @@ class TextPreprocessor(keras.layers.Layer):
         TensorShape([1, 6])
     """
 
-    def __init__(self, tokenizer, sequence_length: int = 128, **kwargs):
+    def __init__(self, tokenizer, sequence_length: int = 128, pack: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         if not hasattr(tokenizer, "encode"):
             raise TypeError("`tokenizer` must be a pl.text.WordPieceTokenizer. Received: "
                             f"tokenizer of type {type(tokenizer).__name__}")
         self.tokenizer = tokenizer
         self.sequence_length = validation.positive_int("sequence_length", sequence_length)
+        self.pack = bool(pack)
 
     def __call__(self, texts, *args, **kwargs):
         if isinstance(texts, (list, tuple, str)):  # Keras layers take tensors only
@@ -64,7 +68,7 @@ class TextPreprocessor(keras.layers.Layer):
                              "dataset of (inputs, labels, weights) with pl.data.text_dataset.")
         return text_dataset([str(t) for t in texts], self.tokenizer, labels=labels,
                             batch_size=batch_size, sequence_length=self.sequence_length,
-                            shuffle=shuffle, seed=seed)
+                            pack=self.pack and labels is None, shuffle=shuffle, seed=seed)
 
     def check_backbone(self, backbone: keras.Model) -> None:
         """Raises if `backbone` cannot take what this preprocessor makes."""
@@ -86,7 +90,7 @@ class TextPreprocessor(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(),
                 "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
-                "sequence_length": self.sequence_length}
+                "sequence_length": self.sequence_length, "pack": self.pack}
 
     @classmethod
     def from_config(cls, config):
