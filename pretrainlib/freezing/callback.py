@@ -25,9 +25,10 @@ def trainable_candidates(groups: dict[str, list[keras.layers.Layer]]) -> frozens
                 chosen |= now
                 continue
             yours, left = record
-            chosen |= {id(v) for v in layer.weights
-                       if (id(v) in yours if (id(v) in now) == (id(v) in left)
-                           else id(v) in now)}
+            for v in layer.weights:
+                as_left = (id(v) in now) == (id(v) in left)  # nobody changed it since
+                if (id(v) in yours) if as_left else (id(v) in now):
+                    chosen.add(id(v))
     return frozenset(chosen)
 
 
@@ -35,22 +36,17 @@ def trainable_candidates(groups: dict[str, list[keras.layers.Layer]]) -> frozens
 _RECORD = "_pretrainlib_trainable"
 
 
-def remember_yours(groups: dict, yours: frozenset[int]) -> None:
-    """Notes on each group layer which of its variables you left trainable, so that
-    a later read (`trainable_candidates`) sees them through a policy's flags."""
+def remember_yours(groups: dict, yours: frozenset[int], keep: bool = False) -> None:
+    """Notes on each group layer which of its variables you left trainable (`yours`,
+    or with `keep` what was noted before if anything was) and what trains now, so
+    that a later `trainable_candidates` sees through the flags a policy set."""
     for layers in groups.values():
         for layer in layers:
-            left = frozenset(id(v) for v in layer.trainable_weights)
-            layer.__dict__[_RECORD] = (frozenset(id(v) for v in layer.weights) & yours, left)
-
-
-def _remember(groups: dict, candidates: frozenset[int]) -> None:
-    for layers in groups.values():
-        for layer in layers:
-            ids = {id(v) for v in layer.weights}
-            yours = layer.__dict__.get(_RECORD, (ids & candidates, None))[0]
-            left = {id(v) for v in layer.trainable_weights}
-            layer.__dict__[_RECORD] = (frozenset(yours), frozenset(left))
+            noted = frozenset(id(v) for v in layer.weights) & yours
+            if keep and _RECORD in layer.__dict__:
+                noted = layer.__dict__[_RECORD][0]
+            now = frozenset(id(v) for v in layer.trainable_weights)
+            layer.__dict__[_RECORD] = (noted, now)
 
 
 def apply_stage(policy, stage: int, groups: dict, candidates: frozenset[int]) -> list:
@@ -78,7 +74,7 @@ def apply_stage(policy, stage: int, groups: dict, candidates: frozenset[int]) ->
                 variable.trainable = trains
             if trains:
                 multipliers.append((variable, plan.multiplier))
-    _remember(groups, candidates)
+    remember_yours(groups, candidates, keep=True)
     return multipliers
 
 
