@@ -9,6 +9,8 @@ a dataset before the first step.
 
 from __future__ import annotations
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -17,6 +19,7 @@ from pretrainlib import validation
 from pretrainlib.backbones.outputs import model_input
 
 DEFAULT_BATCH_SIZE = 32  # as Keras's
+_LARGEST_LABEL = weakref.WeakKeyDictionary()  # dataset -> its largest class label
 
 
 def as_dataset(name: str, x, y=None, sample_weight=None, batch_size: int | None = None,
@@ -244,8 +247,11 @@ def check_labeled(name: str, dataset: tf.data.Dataset, steps: int | None, steps_
         raise ValueError(
             f"`{name}` has float labels ({spec[1].dtype.name}), but the head classifies: "
             "pass integer class ids, or use pl.heads.Regressor for real-valued targets.")
-    largest = dataset.map(lambda *batch: tf.reduce_max(batch[1])).reduce(
-        np.int64(-1), lambda a, b: tf.maximum(a, tf.cast(b, "int64")))
+    largest = _LARGEST_LABEL.get(dataset)
+    if largest is None:  # one pass over the labels per dataset, not per `fit`
+        largest = int(dataset.map(lambda *batch: tf.reduce_max(batch[1])).reduce(
+            np.int64(-1), lambda a, b: tf.maximum(a, tf.cast(b, "int64"))))
+        _LARGEST_LABEL[dataset] = largest
     if int(largest) >= num_classes:
         raise ValueError(
             f"`{name}` holds label {int(largest)}, but the head has num_classes="
