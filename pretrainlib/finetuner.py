@@ -82,6 +82,9 @@ class FineTuner(TrainingCore, keras.Model):
         (1, (1, 2))
     """
 
+    fit_on_cached_features = False  # whether the last `fit` trained on cached features
+    _cache = "auto"  # this `fit`'s `cache_features`
+
     def __init__(self, backbone: keras.Model, head: keras.layers.Layer,
                  policy: FreezePolicy | Transform | None = None,
                  adapters: Transform | None = None, preprocessor=None,
@@ -174,8 +177,6 @@ class FineTuner(TrainingCore, keras.Model):
                       getattr(self.task_part, "num_classes", None))
         check_shapes(name, dataset.element_spec[0], self.backbone)
         check_pixels(name, dataset, self.backbone)
-
-    _cache = "auto"
 
     def _fit_run(self, run, **kwargs):
         policy = PolicyCallback(self.policy, self.layer_groups, self.trainable_candidates,
