@@ -124,11 +124,11 @@ def reason_not_to_cache(cache, policy, groups: list, epochs, network: keras.Mode
         stages = {policy.stage_index(e, groups) for e in epochs}
     training = sorted({g for stage in stages for g, plan in policy.plan(stage, groups).items()
                        if plan.trains and g != "head"})
-    reason = None
+    reason, random = None, random_layers(network)
     if training:
         reason = f"groups {training} train in these epochs"
-    elif random_layers(network):
-        reason = f"the backbone has random layers {random_layers(network)}"
+    elif random:
+        reason = f"the backbone has random layers {random}"
     for name, data in datasets:
         drawn = None if data is None or reason else random_data(data)
         if drawn:

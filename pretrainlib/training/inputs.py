@@ -102,12 +102,13 @@ def split_validation(x, y, sample_weight, validation_split: float):
         raise ValueError(f"`validation_split={validation_split}` of {length} examples leaves "
                          "one side empty; pass more data or another split.")
 
-    def part(value, piece):
+    def part(name, value, piece):
         if value is None:
             return None
-        return tf.nest.map_structure(lambda a: a[piece], _arrays("x", value))
+        return tf.nest.map_structure(lambda a: a[piece], _arrays(name, value))
 
-    return tuple(tuple(part(v, piece) for v in (x, y, sample_weight))
+    named = (("x", x), ("y", y), ("sample_weight", sample_weight))
+    return tuple(tuple(part(name, value, piece) for name, value in named)
                  for piece in (slice(None, cut), slice(cut, None)))
 
 
