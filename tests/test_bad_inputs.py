@@ -36,6 +36,16 @@ def images(n=4):
     return np.zeros((n, 28, 28), "uint8")
 
 
+class _NoConfig(keras.Model):
+    """A subclassed model that says it has no config: nothing to rebuild it from."""
+
+    def call(self, x):
+        return x
+
+    def get_config(self):
+        raise NotImplementedError
+
+
 CASES = [
     # --- tokenizer and text data ---
     ("tokenizer texts not a list", lambda t: pl.text.WordPieceTokenizer.train("a dog", 50),
@@ -120,6 +130,26 @@ CASES = [
      .compile(learning_rate=-1.0), ValueError, "learning_rate"),
     ("compile optimizer name", lambda t: pl.FineTuner(encoder(t), pl.heads.Classifier(2))
      .compile(optimizer="lamb"), ValueError, "optimizer"),
+    ("compile optimizer type", lambda t: pl.FineTuner(encoder(t), pl.heads.Classifier(2))
+     .compile(optimizer=3), TypeError, "`optimizer`"),
+    ("weight_decay with an instance", lambda t: pl.FineTuner(encoder(t), pl.heads.Classifier(2))
+     .compile(keras.optimizers.Adam(), weight_decay=0.1), ValueError, "`weight_decay`"),
+    ("FineTuner adapters type", lambda t: pl.FineTuner(encoder(t), pl.heads.Classifier(2),
+                                                       adapters="lora"), TypeError, "adapters"),
+    ("current_stage out of range", lambda t: pl.FineTuner(
+        encoder(t), pl.heads.Classifier(2), current_stage=5), ValueError, "current_stage"),
+    ("clone a model without a config", lambda t: pl.backbones.clone(_NoConfig()), ValueError,
+     "get_config"),
+    ("TextPreprocessor tokenizer", lambda t: pl.text.TextPreprocessor("bert"), TypeError,
+     "tokenizer"),
+    ("TextPreprocessor sample_weight", lambda t: pl.text.TextPreprocessor(t, 16).dataset(
+        TEXTS, [0, 1, 0], sample_weight=[1, 1, 1]), ValueError, "sample_weight"),
+    ("ImagePreprocessor image_size", lambda t: pl.data.ImagePreprocessor(image_size=(28,)),
+     ValueError, "image_size"),
+    ("ImagePreprocessor scale", lambda t: pl.data.ImagePreprocessor(scale="imagenet"),
+     ValueError, "scale"),
+    ("image_dataset preprocessor", lambda t: pl.data.image_dataset(images(), preprocessor=1),
+     TypeError, "preprocessor"),
     # --- fit and evaluate ---
     ("fit labels out of range", lambda t: fitted(t, labeled(t, labels=(0, 1, 2))), ValueError,
      "num_classes"),
@@ -132,6 +162,16 @@ CASES = [
      "`y`"),
     ("fit endless data", lambda t: fitted(t, labeled(t).repeat()), ValueError,
      "steps_per_epoch"),
+    ("fit without x", lambda t: fitted(t, None), ValueError, "`x`"),
+    ("fit arrays of objects", lambda t: fitted(t, [{"a": 1}], y=[0]), TypeError, "`x`"),
+    ("validation_split with validation_data", lambda t: fitted(
+        t, np.zeros((4, 16), "int32"), y=np.zeros(4, "int32"), validation_split=0.5,
+        validation_data=labeled(t)), ValueError, "validation_split"),
+    ("validation_split of a dataset", lambda t: fitted(t, labeled(t), validation_split=0.5),
+     ValueError, "validation_split"),
+    ("validation_split leaving nothing", lambda t: fitted(
+        t, np.zeros((1, 16), "int32"), y=np.zeros(1, "int32"), validation_split=0.5),
+     ValueError, "validation_split"),
     ("fit bad validation labels",
      lambda t: fitted(t, labeled(t), validation_data=labeled(t, labels=(0, 5, 0))),
      ValueError, "validation_data"),

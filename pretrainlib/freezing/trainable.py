@@ -88,19 +88,17 @@ def adapt(backbone: keras.Model, groups: dict, adapters: Transform | None,
     """
     yours = trainable_candidates(groups) if frozen is None else None  # before any change
     weights = _weights_if_all_trainable(groups)
+    variables = [v for layers in groups.values() for v in group_variables(layers)]
     if frozen is not None:
         frozen_paths = set(frozen)
-        yours = frozenset(id(v) for layers in groups.values() for v in group_variables(layers)
+        yours = frozenset(id(v) for v in variables
                           if id(v) in weights and v.path not in frozen_paths)
     remember_yours(groups, yours)
-    frozen = sorted(v.path for layers in groups.values() for v in group_variables(layers)
-                    if id(v) in weights - yours)
+    frozen = sorted(v.path for v in variables if id(v) in weights - yours)
     before = {id(layer) for layer in keras_compat.sublayers(backbone, include_self=True)}
     network, groups = (backbone, groups) if adapters is None else adapters.apply(backbone,
                                                                                  groups)
-    added = {id(sub) for layers in groups.values() for layer in layers
-             for sub in keras_compat.sublayers(layer, include_self=True)
-             if id(sub) not in before}
+    added = {id(sub) for sub in _sublayers(groups) if id(sub) not in before}
     return Adapted(network, groups, yours, frozen, frozenset(added))
 
 
@@ -115,15 +113,20 @@ def candidates(adapted: Adapted, head: keras.layers.Layer, adapters: Transform |
     chosen |= {id(v) for v in variables if id(v) in adapted.yours and (
         adapters is None or adapters.keeps(v))}
     if adapters is not None:
-        chosen |= {id(v) for layers in adapted.groups.values() for layer in layers
-                   for sub in keras_compat.sublayers(layer, include_self=True)
-                   if id(sub) in adapted.added for v in sub.weights}
+        chosen |= {id(v) for sub in _sublayers(adapted.groups) if id(sub) in adapted.added
+                   for v in sub.weights}
         chosen |= {id(v) for v in variables if adapters.owns(v)}
     if frozen_batchnorm:
-        chosen -= {id(v) for layers in adapted.groups.values() for layer in layers
-                   for sub in keras_compat.sublayers(layer, include_self=True)
+        chosen -= {id(v) for sub in _sublayers(adapted.groups)
                    if isinstance(sub, keras.layers.BatchNormalization) for v in sub.weights}
     return frozenset(chosen & _weights_if_all_trainable(groups))
+
+
+def _sublayers(groups: dict):
+    """Every layer of the groups, nested ones included."""
+    for layers in groups.values():
+        for layer in layers:
+            yield from keras_compat.sublayers(layer, include_self=True)
 
 
 def _weights_if_all_trainable(groups: dict) -> frozenset:

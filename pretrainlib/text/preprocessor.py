@@ -39,7 +39,7 @@ class TextPreprocessor(keras.layers.Layer):
     def __init__(self, tokenizer, sequence_length: int = 128, pack: bool = False,
                  **kwargs):
         super().__init__(**kwargs)
-        if not hasattr(tokenizer, "encode"):
+        if not (hasattr(tokenizer, "encode") and hasattr(tokenizer, "tokenize")):
             raise TypeError("`tokenizer` must be a pl.text.WordPieceTokenizer. Received: "
                             f"tokenizer of type {type(tokenizer).__name__}")
         self.tokenizer = tokenizer
