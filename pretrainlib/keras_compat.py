@@ -11,6 +11,9 @@ subtly wrong. Every other module calls these helpers, never `keras.src` or a
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import keras
 import tensorflow as tf
 
@@ -36,13 +39,14 @@ _check_version(keras.__version__)
 from keras.src.backend.tensorflow.trainer import (  # noqa: E402
     _collective_all_reduce_multi_worker,
 )
+from keras.src.backend import random_seed_dtype  # noqa: E402
 from keras.src.export.tfsm_layer import _list_variables_used_by_fns  # noqa: E402
 from keras.src.losses.loss import unscale_loss_for_distribution  # noqa: E402
 
 __all__ = ["OptimizerOverrides", "TrainerOverrides", "compute_loss", "is_multi_worker",
            "loss_tracker", "lora_base_weight", "seed_generators",
-           "saved_model_variables", "sublayers", "track_variable", "unscale_loss",
-           "variable_index"]
+           "saved_model_variables", "seeds_drawn_from", "sublayers", "track_variable",
+           "unscale_loss", "variable_index"]
 
 
 # === Reading private state ===
@@ -54,6 +58,39 @@ def sublayers(layer: keras.layers.Layer, include_self: bool = False) -> list:
 def seed_generators(layer: keras.layers.Layer) -> list:
     """The `keras.random.SeedGenerator`s a layer owns (dropout, random masking, ...)."""
     return list(getattr(layer, "_seed_generators", []))
+
+
+@contextlib.contextmanager
+def seeds_drawn_from(layers: list, next_seed) -> Iterator[None]:
+    """Inside, every `keras.random.SeedGenerator` of `layers` (and their sublayers)
+    returns `next_seed()` instead of advancing its state variable.
+
+    Why: a Keras augmentation layer called in `tf.data` draws from its generator's
+    state variable, which parallel calls advance in whatever order they run and no
+    checkpoint holds. Traced inside this context, its draws become stateless ones
+    from seeds the caller derives from the example's position, so they replay.
+    """
+    swapped = []
+    for layer in [inner for outer in layers for inner in sublayers(outer, include_self=True)]:
+        for name, value in list(vars(layer).items()):
+            if isinstance(value, keras.random.SeedGenerator):
+                swapped.append((layer, name, value))
+                object.__setattr__(layer, name, _StatelessSeedGenerator(next_seed))
+    try:
+        yield
+    finally:
+        for layer, name, value in reversed(swapped):
+            object.__setattr__(layer, name, value)
+
+
+class _StatelessSeedGenerator(keras.random.SeedGenerator):
+    # Keras's random ops accept a SeedGenerator and call its `next()`; this one holds
+    # no state variable (its parent's __init__, which makes one, is not run).
+    def __init__(self, next_seed):  # noqa -- deliberately no super().__init__
+        self._next = next_seed
+
+    def next(self, ordered=True):
+        return tf.cast(self._next(), random_seed_dtype())
 
 
 def track_variable(layer: keras.layers.Layer, variable: keras.Variable) -> None:

@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from pretrainlib import formatting, validation
-from pretrainlib.objectives import randomness
+from pretrainlib import randomness
 from pretrainlib.objectives.objective import Objective
 from pretrainlib.training.core import TrainingCore
 from pretrainlib.training.inputs import check_shapes, dataset_length
@@ -108,7 +108,7 @@ class Pretrainer(TrainingCore, keras.Model):
     def _objective_view(self, dataset, base: int, first: int = 0, step: int = 1):
         """`dataset` through the objective's `transform`, batch i drawing its random
         numbers (masks, noise) from the seed (base, first + step * i): see
-        objectives/randomness.py for why not plain tf.random ops. `fit` views one
+        pretrainlib/randomness.py for why not plain tf.random ops. `fit` views one
         stream of all its epochs (step 1), so every batch of a run gets its own
         draws; evaluation counts down from -1, apart from every training batch."""
         seeds = tf.data.Dataset.counter(start=first if step > 0 else -1, step=step).map(

@@ -7,7 +7,8 @@ import pathlib
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "pretrainlib"
 # Modules every part may use: they import no other part.
-LEAVES = {"validation", "protocol", "formatting", "keras_compat", "losses", "metrics"}
+LEAVES = {"validation", "protocol", "formatting", "keras_compat", "losses", "metrics",
+          "randomness", "epochs"}
 ALLOWED = {
     "backbones": set(),
     "heads": set(),

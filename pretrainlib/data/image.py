@@ -6,9 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pretrainlib import validation
-
-AUTOTUNE = tf.data.AUTOTUNE
+from pretrainlib import epochs, randomness, validation
 
 
 def image_dataset(
@@ -29,8 +27,11 @@ def image_dataset(
     `ImagePreprocessor.for_backbone(backbone)`) pixels 0-255 are resized and scaled
     as it says instead: keras.applications models such as EfficientNet and
     ConvNeXt take 0-255, MobileNetV2 [-1, 1].
-    Shuffling is redone every epoch. `augment` runs per batch inside tf.data, after
-    batching, with `training=True`, so every epoch sees fresh random transforms and
+    Every epoch is reshuffled, its order a function of `seed` and the epoch number
+    alone (without `seed`, one is drawn from Python's `random`). `augment` runs
+    inside tf.data, per batch, with `training=True`: every epoch sees fresh random
+    transforms, drawn from the seed, the epoch and the batch's place in it (the same
+    with or without checkpoints, on a resume and under a distribution strategy), and
     the model itself stays deterministic (which lets a frozen backbone's features
     be cached when there is no augmentation).
 
@@ -60,21 +61,22 @@ def image_dataset(
     if preprocessor is not None and not hasattr(preprocessor, "takes"):
         raise TypeError("`preprocessor` must be a pl.data.ImagePreprocessor. Received: "
                         f"preprocessor of type {type(preprocessor).__name__}")
-    ds = tf.data.Dataset.from_tensor_slices(images)
+    columns = (images,)
     if labels is not None:
-        labels = validation.class_labels("labels", labels, len(images), "image")
-        ds = tf.data.Dataset.zip((ds, tf.data.Dataset.from_tensor_slices(labels)))
-    if shuffle:
-        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+        columns += (validation.class_labels("labels", labels, len(images), "image"),)
 
-    def prepare(x, *y):
+    def prepare(batch):
+        # Augmentation draws from the seed of the batch's place in its epoch, so an
+        # epoch's transforms replay (see `pl.randomness.layers_seeded`).
+        x, *y = batch if labels is not None else (batch,)
         x = tf.cast(x, "float32") * scale if preprocessor is None else preprocessor(x)
-        for layer in layers:
-            x = layer(x, training=True)
+        with randomness.layers_seeded(layers):
+            for layer in layers:
+                x = layer(x, training=True)
         return (x, *y) if y else x
 
-    return ds.map(prepare, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+    return epochs.Examples(columns, batch_size, shuffle=shuffle, seed=seed,
+                           prepare=prepare, draws=bool(layers)).dataset()
 
 
 def _check_images(images) -> np.ndarray:

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from pretrainlib import validation
+from pretrainlib import epochs, validation
 
 AUTOTUNE = tf.data.AUTOTUNE
 _TOKENIZE_CHUNK = 1024
@@ -28,7 +28,9 @@ def text_dataset(
 
     Each element is `{"token_ids", "padding_mask"}` (int32, `[batch, sequence_length]`),
     paired with `labels` when they are given. Tokenization runs once, vectorized, and
-    is cached; shuffling is redone every epoch.
+    is kept; every epoch is reshuffled, its order a function of `seed` and the
+    epoch number alone (the same with or without checkpoints, on a resume and under
+    a distribution strategy; without `seed`, one is drawn from Python's `random`).
 
     With `pack=True` (for pretraining, labels not allowed) documents are
     concatenated, each followed by `[SEP]`, and cut into full rows that start with
@@ -103,19 +105,13 @@ def text_dataset(
     else:
         slices = (texts, pairs)
         encode = lambda t, p: tokenizer.encode(t, sequence_length, pairs=p)  # noqa: E731
-    encoded = (
-        tf.data.Dataset.from_tensor_slices(slices)
-        .batch(_TOKENIZE_CHUNK)
-        .map(encode, num_parallel_calls=AUTOTUNE)
-        .unbatch()
-        .apply(tf.data.experimental.assert_cardinality(len(texts)))
-    )
-    if labels is not None:
-        encoded = tf.data.Dataset.zip((encoded, tf.data.Dataset.from_tensor_slices(labels)))
-    ds = encoded.cache()
-    if shuffle:
-        ds = ds.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    # Tokenized once, up front (vectorized, in parallel chunks); each epoch is then
+    # a permutation of the rows, a function of (seed, epoch) alone.
+    chunks = list(tf.data.Dataset.from_tensor_slices(slices).batch(_TOKENIZE_CHUNK)
+                  .map(encode, num_parallel_calls=AUTOTUNE))
+    encoded = {key: tf.concat([chunk[key] for chunk in chunks], axis=0) for key in chunks[0]}
+    columns = (encoded,) if labels is None else (encoded, labels)
+    return epochs.Examples(columns, batch_size, shuffle=shuffle, seed=seed).dataset()
 
 
 def _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed,
@@ -136,28 +132,21 @@ def _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed
         )
     cls_id = tokenizer.cls_id
 
-    def pack_epoch(draw):
+    def pack_epoch(key, first_batch):
         order = tf.range(docs.nrows())
         if shuffle:
-            order = tf.argsort(tf.random.stateless_uniform(
-                [docs.nrows()], tf.stack([draw, 0]), maxval=2**31 - 1, dtype="int64"))
+            order = tf.random.experimental.stateless_shuffle(order, key)
         stream = tf.gather(docs, order).flat_values[: num_rows * body]
-        rows = tf.reshape(stream, [num_rows, body])
-        rows = tf.concat([tf.fill([num_rows, 1], cls_id), rows], axis=1)
+        rows = tf.reshape(stream, [num_rows, body])[first_batch * batch_size:
+                                                    num_batches * batch_size]
+        rows = tf.concat([tf.fill([tf.shape(rows)[0], 1], cls_id), rows], axis=1)
         if not reset_attention:
-            return {"token_ids": rows, "padding_mask": tf.ones_like(rows)}
-        # Document number within the row: 1 + the [SEP]s before each token.
-        ends = tf.cast(rows == tokenizer.sep_id, "int32")
-        return {"token_ids": rows, "padding_mask": 1 + tf.cumsum(ends, axis=1, exclusive=True)}
+            mask = tf.ones_like(rows)
+        else:  # document number within the row: 1 + the [SEP]s before each token
+            ends = tf.cast(rows == tokenizer.sep_id, "int32")
+            mask = 1 + tf.cumsum(ends, axis=1, exclusive=True)
+        return tf.data.Dataset.from_tensor_slices(
+            {"token_ids": rows, "padding_mask": mask}).batch(batch_size, drop_remainder=True)
 
-    ds = (
-        # One draw per pass, taken when the pass's iterator is made (as `shuffle`
-        # does): a stateful generator advanced inside `map` would depend on when a
-        # read-ahead thread of a discarded iterator happened to run.
-        tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
-        .map(pack_epoch)
-        .unbatch()
-        .batch(batch_size, drop_remainder=True)
-        .apply(tf.data.experimental.assert_cardinality(num_batches))
-    )
-    return ds.prefetch(AUTOTUNE)
+    # Each epoch packs its own document order, keyed by (seed, epoch).
+    return epochs.EpochSource(pack_epoch, num_batches, seed).dataset()

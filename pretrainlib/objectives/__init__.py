@@ -6,7 +6,9 @@ from pretrainlib.objectives.distillation import Distillation
 from pretrainlib.objectives.image_classification import ImageClassification
 from pretrainlib.objectives.masked_lm import MaskedLM
 from pretrainlib.objectives.objective import Objective
-from pretrainlib.objectives import randomness
+# The objectives' random draws (`pl.objectives.randomness.uniform`): the module
+# is `pl.randomness`, shared with the data pipelines.
+from pretrainlib import randomness  # noqa: F401
 
 __all__ = ["Autoencoder", "CausalLM", "Distillation", "ImageClassification", "MaskedLM",
-           "Objective", "randomness"]
+           "Objective"]

@@ -14,7 +14,7 @@ from pretrainlib.backbones.outputs import (
     pooled_features,
     single_input,
 )
-from pretrainlib.objectives import randomness
+from pretrainlib import randomness
 from pretrainlib.objectives.objective import Objective
 from pretrainlib.losses import GlobalWeightedMean
 from pretrainlib.metrics import PSNR, squared_error

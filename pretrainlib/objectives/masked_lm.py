@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pretrainlib import validation
 from pretrainlib.backbones.outputs import call_inputs, sequence_features, token_inputs
-from pretrainlib.objectives import randomness
+from pretrainlib import randomness
 from pretrainlib.objectives.objective import Objective
 from pretrainlib.losses import MaskedTokenCrossentropy
 

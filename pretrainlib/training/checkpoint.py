@@ -32,10 +32,11 @@ class Checkpoint(keras.callbacks.Callback):
 
     A checkpoint holds the weights, the optimizer (its slots and step counter, hence
     the learning-rate schedule's position and the freezing policy's stage), the
-    seed states of random layers, and the epoch and batch reached. On resume, `fit`
-    skips the batches already trained on, so with seeded data (`seed=` in
-    `pl.data.*_dataset`) and `keras.utils.set_random_seed`, a killed and resumed run
-    ends with the weights of an uninterrupted one. Each checkpoint is written to a
+    seed states of random layers, the data's seed, and the epoch and batch reached.
+    On resume, `fit` builds the data stream at the next batch (the pipelines of
+    `pl.data` and arrays build each epoch from (seed, epoch), see `pl.epochs`), so
+    under `keras.utils.set_random_seed` a killed and resumed run ends with the
+    weights of the same run without any checkpoint. Each checkpoint is written to a
     temporary folder and renamed into place, so a kill during a write leaves the
     previous checkpoint whole.
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 
-import keras
-
 from pretrainlib import formatting, keras_compat
 from pretrainlib.training import precision as precision_module
 from pretrainlib.training import defaults

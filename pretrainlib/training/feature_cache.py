@@ -20,6 +20,7 @@ import tensorflow as tf
 from tensorflow.core.framework import graph_pb2
 
 from pretrainlib import keras_compat
+from pretrainlib.epochs import Examples, source_of
 from pretrainlib.training.train_step import skipping_train_step
 
 # Layers that draw random numbers in training mode, with the attribute that
@@ -77,6 +78,11 @@ def random_data(dataset: tf.data.Dataset) -> bool | None:
                for op in ops - _ORDER_ONLY)
 
 
+def _draws(dataset: tf.data.Dataset) -> bool | None:
+    source = source_of(dataset)
+    return source.draws if source is not None else random_data(dataset)
+
+
 def reshuffles(dataset: tf.data.Dataset) -> bool:
     """Whether two passes over `dataset` start with different batches."""
     first, second = (next(iter(dataset)) for _ in range(2))
@@ -88,24 +94,38 @@ def cache_features(network: keras.Model, dataset: tf.data.Dataset,
                    select) -> tf.data.Dataset:
     """One pass of `dataset` through `network` (inference mode) into a dataset of
     `(select(features), labels, ...)` with the same batch size; reshuffled every
-    epoch if `dataset` itself reshuffles, in its order otherwise."""
+    epoch if `dataset` itself reshuffles, in its order otherwise. In-memory
+    examples (`pl.epochs.Examples`: the pipelines of `pl.data`, arrays) keep their
+    epoch orders: every epoch's batches hold the same examples as without the cache."""
+    source = source_of(dataset)
+    if isinstance(source, Examples):
+        return source.with_columns(_features(network, source.ordered(), select)).dataset()
     shuffle = reshuffles(dataset)
+    cached = tf.data.Dataset.from_tensor_slices(_features(network, dataset, select))
+    if shuffle:
+        cached = cached.shuffle(int(cached.cardinality()), reshuffle_each_iteration=True)
+    return cached.batch(_batch_size(dataset)).prefetch(tf.data.AUTOTUNE)
+
+
+def _batch_size(dataset: tf.data.Dataset) -> int:
+    inputs = next(iter(dataset))[0]
+    return int(tf.shape(tf.nest.flatten(inputs)[0])[0])
+
+
+def _features(network: keras.Model, dataset: tf.data.Dataset, select) -> tuple:
+    """`(select(network(inputs)), labels, ...)` over one pass of `dataset`, as
+    columns of examples."""
     # No Python control flow inside: skip AutoGraph's source parsing.
     forward = tf.function(lambda inputs: select(network(inputs, training=False)),
                           reduce_retracing=True, autograph=False)
-    features, others, batch_size = [], [], None
+    features, others = [], []
     for batch in dataset:
         inputs, *rest = batch
         features.append(forward(inputs))
         others.append(rest)
-        if batch_size is None:
-            batch_size = int(tf.shape(tf.nest.flatten(inputs)[0])[0])
     columns = [tf.nest.map_structure(lambda *parts: tf.concat(parts, axis=0), *features)]
     columns += [tf.concat(list(parts), axis=0) for parts in zip(*others)]
-    cached = tf.data.Dataset.from_tensor_slices(tuple(columns))
-    if shuffle:
-        cached = cached.shuffle(int(cached.cardinality()), reshuffle_each_iteration=True)
-    return cached.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return tuple(columns)
 
 
 def reason_not_to_cache(cache, policy, groups: list, epochs, network: keras.Model,
@@ -130,7 +150,7 @@ def reason_not_to_cache(cache, policy, groups: list, epochs, network: keras.Mode
     elif random:
         reason = f"the backbone has random layers {random}"
     for name, data in datasets:
-        drawn = None if data is None or reason else random_data(data)
+        drawn = None if data is None or reason else _draws(data)
         if drawn:
             reason = f"`{name}` draws random numbers (augmentation?) every epoch"
         elif data is not None and drawn is None and reason is None:

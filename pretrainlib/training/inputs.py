@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pretrainlib import validation
+from pretrainlib import epochs, validation
 from pretrainlib.backbones.outputs import model_input
 
 DEFAULT_BATCH_SIZE = 32  # as Keras's
@@ -29,8 +29,9 @@ def as_dataset(name: str, x, y=None, sample_weight=None, batch_size: int | None 
     A `tf.data.Dataset` is returned as it is (it must yield its own labels). Raw
     inputs that `preprocessor` takes (texts for a `pl.text.TextPreprocessor`) go
     through it; other arrays, dicts or lists of arrays are sliced along their first
-    axis, reshuffled every epoch when `shuffle`, and batched by `batch_size`
-    (default 32).
+    axis, reshuffled every epoch when `shuffle` (in an order keyed by a seed drawn
+    from Python's `random` and the epoch, see `pl.epochs`), and batched by
+    `batch_size` (default 32).
 
     Examples:
         >>> import numpy as np
@@ -62,10 +63,7 @@ def as_dataset(name: str, x, y=None, sample_weight=None, batch_size: int | None 
         if value is not None:
             columns.append(_arrays(arg, value))
     _same_length([name, "y", "sample_weight"], columns)
-    ds = tf.data.Dataset.from_tensor_slices(tuple(columns) if len(columns) > 1 else columns[0])
-    if shuffle:
-        ds = ds.shuffle(int(ds.cardinality()), reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return epochs.Examples(tuple(columns), batch_size, shuffle=shuffle).dataset()
 
 
 def fit_datasets(x, y, sample_weight, batch_size, shuffle, validation_split,
@@ -249,6 +247,10 @@ def check_labeled(name: str, dataset: tf.data.Dataset, steps: int | None, steps_
             f"`{name}` has float labels ({spec[1].dtype.name}), but the head classifies: "
             "pass integer class ids, or use pl.heads.Regressor for real-valued targets.")
     largest = _LARGEST_LABEL.get(dataset)
+    source = epochs.source_of(dataset)
+    if largest is None and isinstance(source, epochs.Examples) and len(source.columns) > 1:
+        largest = int(tf.reduce_max(source.columns[1]))  # the labels, in memory
+        _LARGEST_LABEL[dataset] = largest
     if largest is None:  # one pass over the labels per dataset, not per `fit`
         largest = int(dataset.map(lambda *batch: tf.reduce_max(batch[1])).reduce(
             np.int64(-1), lambda a, b: tf.maximum(a, tf.cast(b, "int64"))))

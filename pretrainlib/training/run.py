@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from pretrainlib import validation
+from pretrainlib import epochs, validation
 from pretrainlib.training import checkpoint as checkpointing
 from pretrainlib.training.inputs import batches_per_epoch
 
@@ -54,12 +54,15 @@ class Run:
         self.steps_per_epoch = steps_per_epoch
         self.callbacks = list(callbacks or [])
         self.checkpoint = checkpointing.find(self.callbacks)
-        self.streamed = self.checkpoint is not None or model._reads_one_stream
         self.schedule = model._schedule()
-        self.steps = None
-        if self.schedule is not None or self.streamed:
-            self.steps = batches_per_epoch(x, steps_per_epoch)
-        if self.streamed:
+        self.steps = batches_per_epoch(x, steps_per_epoch)
+        # Every run reads one stream of batches (Keras's iterator kept across epochs),
+        # so that a checkpoint changes nothing but what is written. Keras runs whole
+        # executions, which on one stream need `steps_per_execution` to divide the
+        # epoch: a run that cannot checkpoint lets Keras iterate each epoch instead.
+        required = self.checkpoint is not None or model._reads_one_stream
+        self.streamed = required or _divides_epoch(model, self.steps)
+        if required:
             _check_steps_per_execution(model, self.steps)
 
     def absolute_epochs(self) -> range:
@@ -99,9 +102,11 @@ class Run:
             model._begin_run(self.epoch_offset + initial_epoch)
             return keras_fit(self.x, steps_per_epoch=self.steps_per_epoch,
                              initial_epoch=initial_epoch)
+        source = epochs.source_of(self.x)
         state = {"first_epoch": initial_epoch, "steps_per_epoch": self.steps,
                  "first_step": first_step, "epoch_offset": self.epoch_offset,
                  "seed": getattr(model, "seed", None),
+                 "data_seed": source.seed if source is not None else None,
                  "schedule": self.schedule.get_config() if self.schedule else None}
         offset, skip = 0, 0
         saver = self.checkpoint
@@ -114,6 +119,7 @@ class Run:
                     f"in {saver.directory} had {saved['steps_per_epoch']}: resume with the "
                     "same data and batch size, or pass Checkpoint(..., resume=False).")
             state = {key: saved.get(key, state[key]) for key in state}
+            source = _resumed_source(source, state["data_seed"], saver)
             if state["seed"] is not None:
                 model.seed = state["seed"]
             if self.schedule is not None and state["schedule"] is not None:
@@ -124,16 +130,22 @@ class Run:
             skip = (initial_epoch - state["first_epoch"]) * self.steps + offset
         model.epochs_trained = self.epoch_offset + initial_epoch
         model._begin_run(self.epoch_offset + initial_epoch)
+        first_epoch = self.epoch_offset + state["first_epoch"]
 
         def stream_from(batch: int) -> tf.data.Dataset:
             """The run's batches from `batch` (counted from the run's first) on."""
-            return model._stream_view(self.x.repeat().skip(batch), state["first_step"] + batch)
+            if source is not None:  # built at its position: nothing read to get there
+                epoch, within = divmod(batch, source.num_batches)
+                data = source.stream(first_epoch + epoch, within)
+            else:
+                data = self.x.repeat().skip(batch)
+            return model._stream_view(data, state["first_step"] + batch)
 
         stream = stream_from(skip)
         histories = []
         if offset and initial_epoch < self.epochs:  # finish the interrupted epoch first
             saver.begin(state, offset)
-            if model.distribute_strategy.num_replicas_in_sync > 1:
+            if source is not None or model.distribute_strategy.num_replicas_in_sync > 1:
                 rest = stream_from(skip + self.steps - offset)
             else:
                 stream = rest = _one_iterator(stream)
@@ -149,6 +161,18 @@ class Run:
         return _merged(histories)
 
 
+def _resumed_source(source, saved_seed, saver):
+    """`source` under the seed of the checkpointed run it resumes."""
+    if source is None or saved_seed is None or saved_seed == source.seed:
+        return source
+    if source.explicit_seed:
+        raise ValueError(
+            f"`x` was built with seed={source.seed}, but the run checkpointed in "
+            f"{saver.directory} read its data with seed={saved_seed}: resume with the "
+            "same seed, or pass Checkpoint(..., resume=False).")
+    return source.with_seed(saved_seed)  # a drawn seed: the checkpoint's draw
+
+
 class _EpochCounter(keras.callbacks.Callback):
     """Keeps `model.epochs_trained` (the absolute epoch count) up to date."""
 
@@ -158,6 +182,10 @@ class _EpochCounter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.model.epochs_trained = self.run.epoch_offset + epoch + 1
+
+
+def _divides_epoch(model: keras.Model, steps: int) -> bool:
+    return steps % int(getattr(model, "steps_per_execution", 1) or 1) == 0
 
 
 def _check_steps_per_execution(model: keras.Model, steps: int) -> None:
@@ -176,11 +204,12 @@ def _one_iterator(stream: tf.data.Dataset) -> tf.data.Dataset:
     """A dataset that reads on from one iterator of `stream`, however many Keras
     `fit` calls iterate it.
 
-    Why: a shuffled dataset's order depends on how many iterators were made over it
-    in this process (they share one seed generator), so the two `fit` calls of a
-    resumed epoch must not each start their own. Multi-device strategies cannot
-    distribute a dataset that reads an iterator; there the rest of the run is a
-    second stream that starts after the interrupted epoch (no batch is trained
+    Only for datasets that are not an `EpochSource` (those are rebuilt at any
+    position). Why: a shuffled dataset's order depends on how many iterators were
+    made over it in this process (they share one seed generator), so the two `fit`
+    calls of a resumed epoch must not each start their own. Multi-device strategies
+    cannot distribute a dataset that reads an iterator; there the rest of the run is
+    a second stream that starts after the interrupted epoch (no batch is trained
     twice or skipped, but a shuffled order of later epochs may differ from an
     uninterrupted run's).
     """

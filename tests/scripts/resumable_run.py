@@ -1,14 +1,20 @@
-"""A small deterministic training run that checkpoints, for the resume tests.
+"""A small seeded training run, with or without checkpoints, for the resume tests.
 
-    python resumable_run.py FOLDER OUT.npz [--die-at STEP] [--die-in-save]
-        [--model finetuner|pretrainer]
+    python resumable_run.py OUT.npz [--model images|text|pretrainer]
+        [--checkpoint FOLDER] [--every N] [--die-at STEP] [--die-in-save]
+        [--mirrored] [--tokenizer PATH]
 
-Fine-tunes a tiny ConvNet with dropout under FreezeThenUnfreeze on real Fashion-MNIST
-images (shuffled, seeded), or pretrains it as a masked autoencoder, for 3 epochs of 6
-batches with a checkpoint every 4 steps in FOLDER. `--die-at STEP` SIGKILLs the
-process after that global step (as a preemption would); `--die-in-save` SIGKILLs it
-halfway through writing the second checkpoint. A finished run writes its final
-weights to OUT.npz.
+`images` fine-tunes a tiny ConvNet (head dropout, augmentation) under
+FreezeThenUnfreeze(1) on shuffled real Fashion-MNIST; `text` a one-layer
+TextEncoder (dropout 0.1) under FreezeThenUnfreeze(1) on shuffled WordNet glosses;
+`pretrainer` pretrains a TextEncoder with masked LM on packed glosses. Each runs
+3 epochs of 6 batches from `keras.utils.set_random_seed(0)`. `--checkpoint` adds a
+`pl.training.Checkpoint` every `--every` steps; `--die-at STEP` SIGKILLs the
+process after that global step (as a preemption would); `--die-in-save` SIGKILLs
+it halfway through writing the second checkpoint; `--mirrored` trains under
+MirroredStrategy on two logical CPUs. `--tokenizer` names a saved WordPiece
+vocabulary (one for every process). A finished run writes its final weights to
+OUT.npz.
 """
 
 import argparse
@@ -31,7 +37,7 @@ class DieAt(keras.callbacks.Callback):
         self.step = step
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations) == self.step:
+        if int(self.model.optimizer.iterations.numpy()) == self.step:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -51,34 +57,66 @@ def die_halfway_through_the_second_save():
     checkpointing.Checkpoint.save = save
 
 
+def build(kind, tokenizer):
+    if kind == "images":
+        part = pl.datasets.fashion_mnist().train.sample(96, seed=0)
+        model = pl.FineTuner(pl.backbones.ConvNet(widths=(8, 16), blocks_per_stage=1),
+                             pl.heads.Classifier(10, dropout=0.3),
+                             policy=pl.freezing.FreezeThenUnfreeze(1))
+        augment = [keras.layers.RandomTranslation(0.1, 0.1), keras.layers.RandomFlip()]
+        data = pl.data.image_dataset(part.images, part.labels, batch_size=16, seed=1,
+                                     augment=augment)
+        return model, data
+    glosses = pl.datasets.wordnet_supersenses().train.sample(96, seed=0)
+    encoder = pl.backbones.TextEncoder(tokenizer.vocab_size, num_layers=1, hidden_dim=32,
+                                       num_heads=2, intermediate_dim=64,
+                                       max_sequence_length=24, dropout=0.1)
+    if kind == "text":
+        model = pl.FineTuner(encoder, pl.heads.Classifier(26, dropout=0.1),
+                             policy=pl.freezing.FreezeThenUnfreeze(1))
+        data = pl.data.text_dataset(glosses.texts, tokenizer, glosses.labels, batch_size=16,
+                                    sequence_length=24, seed=1)
+        return model, data
+    model = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tokenizer), seed=2)
+    data = pl.data.text_dataset(glosses.texts, tokenizer, batch_size=8, sequence_length=24,
+                                pack=True, reset_attention=True, seed=1)
+    return model, data
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("folder")
     parser.add_argument("out")
+    parser.add_argument("--model", default="images", choices=["images", "text", "pretrainer"])
+    parser.add_argument("--checkpoint")
+    parser.add_argument("--every", type=int, default=4)
     parser.add_argument("--die-at", type=int)
     parser.add_argument("--die-in-save", action="store_true")
-    parser.add_argument("--model", default="finetuner", choices=["finetuner", "pretrainer"])
+    parser.add_argument("--mirrored", action="store_true")
+    parser.add_argument("--tokenizer")
     args = parser.parse_args()
+    strategy = tf.distribute.get_strategy()
+    if args.mirrored:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     keras.utils.set_random_seed(0)
     tf.config.experimental.enable_op_determinism()
-    fm = pl.datasets.fashion_mnist()
-    part = fm.train.sample(96, seed=0)
-    backbone = pl.backbones.ConvNet(widths=(8, 16), blocks_per_stage=1)
-    if args.model == "finetuner":
-        model = pl.FineTuner(backbone, pl.heads.Classifier(10, dropout=0.3),
-                             policy=pl.freezing.FreezeThenUnfreeze(1))
-        data = pl.data.image_dataset(part.images, part.labels, batch_size=16, seed=1)
-    else:
-        model = pl.Pretrainer(backbone, pl.objectives.Autoencoder(noise="mask", patch_size=7))
-        data = pl.data.image_dataset(part.images, batch_size=16, seed=1)
-    model.compile(learning_rate=3e-3)
-    callbacks = [pl.training.Checkpoint(args.folder, every_steps=4, keep=2)]
+    tokenizer = pl.text.WordPieceTokenizer.load(args.tokenizer) if args.tokenizer else None
+    with strategy.scope():
+        model, data = build(args.model, tokenizer)
+        model.compile(learning_rate=3e-3)
+    initial = {f"init_{i}": np.asarray(w) for i, w in enumerate(model.weights)}
+    callbacks = []
+    if args.checkpoint:
+        callbacks.append(pl.training.Checkpoint(args.checkpoint, every_steps=args.every,
+                                                keep=2))
     if args.die_at is not None:
         callbacks.append(DieAt(args.die_at))
     if args.die_in_save:
         die_halfway_through_the_second_save()
     history = model.fit(data, epochs=3, callbacks=callbacks, verbose=0)
-    np.savez(args.out, *[np.asarray(w) for w in model.weights],
+    np.savez(args.out, *[np.asarray(w) for w in model.weights], **initial,
              epochs=np.asarray(history.epoch), loss=np.asarray(history.history["loss"]))
 
 

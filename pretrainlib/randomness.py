@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from typing import Iterator
 
 import tensorflow as tf
+
+from pretrainlib import keras_compat
 
 _state = threading.local()
 
@@ -48,7 +51,7 @@ def uniform(shape, minval=0, maxval=None, dtype="float32") -> tf.Tensor:
 
     Examples:
         >>> import tensorflow as tf
-        >>> from pretrainlib.objectives import randomness
+        >>> from pretrainlib import randomness
         >>> with randomness.batch_seed(tf.constant([1, 2])):
         ...     a = randomness.uniform([3])
         >>> with randomness.batch_seed(tf.constant([1, 2])):
@@ -68,3 +71,31 @@ def normal(shape, stddev=1.0, dtype="float32") -> tf.Tensor:
     if seed is None:
         return tf.random.normal(shape, stddev=stddev, dtype=dtype)
     return tf.random.stateless_normal(shape, seed, stddev=stddev, dtype=dtype)
+
+
+@contextlib.contextmanager
+def layers_seeded(layers: list) -> Iterator[None]:
+    """Inside `batch_seed(...)`, makes Keras random layers (augmentation such as
+    `keras.layers.RandomFlip`) draw from the current seed too, so their transforms
+    are a function of the seed alone.
+
+    Examples:
+        >>> import keras, tensorflow as tf
+        >>> from pretrainlib import randomness
+        >>> flip = keras.layers.RandomTranslation(0.3, 0.3)
+        >>> image = tf.reshape(tf.range(16, dtype="float32"), [1, 4, 4, 1])
+        >>> def draw(seed):
+        ...     with randomness.batch_seed(tf.constant([seed, 0])):
+        ...         with randomness.layers_seeded([flip]):
+        ...             return flip(image, training=True)
+        >>> bool(tf.reduce_all(draw(3) == draw(3)))
+        True
+    """
+    def next_seed():
+        seed = _next_seed()
+        if seed is None:
+            raise RuntimeError("layers_seeded() must run inside batch_seed(...).")
+        return seed
+
+    with keras_compat.seeds_drawn_from(list(layers), next_seed):
+        yield
