@@ -172,3 +172,16 @@ def test_cached_features_train_on_the_batches_the_backbone_would_see(images):
         assert ft.fit_on_cached_features is cache
         runs.append([v.numpy() for v in ft.head.weights])
     assert max(float(np.abs(a - b).max()) for a, b in zip(*runs)) <= 1e-5
+
+
+def test_epochs_shorter_than_the_data_read_on_through_its_orders(images, tmp_path):
+    # steps_per_epoch=3 of a 5-batch pipeline: the run reads the source's epochs
+    # end to end, the same with or without a checkpoint.
+    runs = []
+    for callbacks in ([], [pl.training.Checkpoint(tmp_path, every_steps=2)]):
+        ft = fine_tuner()
+        ft.fit(pl.data.image_dataset(*images, batch_size=8, seed=2), epochs=3,
+               steps_per_epoch=3, verbose=0, callbacks=callbacks)
+        assert int(ft.optimizer.iterations.numpy()) == 9
+        runs.append(weights(ft))
+    assert max(float(np.abs(a - b).max()) for a, b in zip(*runs)) == 0.0

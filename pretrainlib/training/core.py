@@ -153,6 +153,12 @@ class TrainingCore(keras_compat.TrainerOverrides):
         at the optimizer's current step; with `initial_epoch` the cycle spans the
         `epochs` epochs of that run. With a `pl.training.Checkpoint` among the
         callbacks, an interrupted run resumes at its next batch.
+
+        Data from `pl.data` pipelines and arrays is read in one order per (seed,
+        epoch) (see `pl.epochs`): a checkpoint, a resume or a distribution
+        strategy changes nothing that is trained. Arrays are shuffled with a seed
+        drawn from Python's `random` at each call (fixed by
+        `keras.utils.set_random_seed`).
         """
         if getattr(self, "optimizer", None) is None:
             raise RuntimeError("Call `compile()` before `fit()`.")
