@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import random
-
 import keras
 import tensorflow as tf
 
-from pretrainlib import formatting, validation
-from pretrainlib import randomness
+from pretrainlib import formatting, randomness, validation
+from pretrainlib.epochs import draw_seed
 from pretrainlib.objectives.objective import Objective
 from pretrainlib.training.core import TrainingCore
 from pretrainlib.training.inputs import check_shapes, dataset_length
@@ -77,7 +75,7 @@ class Pretrainer(TrainingCore, keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
         self.objective = objective
-        self.seed = random.getrandbits(31) if seed is None else seed
+        self.seed = draw_seed() if seed is None else seed
         self.preprocessor = preprocessor
 
     # Masks and noise are drawn per batch of one stream (see `_stream_view`).

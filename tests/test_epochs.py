@@ -185,3 +185,13 @@ def test_epochs_shorter_than_the_data_read_on_through_its_orders(images, tmp_pat
         assert int(ft.optimizer.iterations.numpy()) == 9
         runs.append(weights(ft))
     assert max(float(np.abs(a - b).max()) for a, b in zip(*runs)) == 0.0
+
+
+def test_seeded_layers_outside_a_batch_seed_say_where_they_belong():
+    from pretrainlib import randomness
+    flip = keras.layers.RandomFlip()
+    with pytest.raises(RuntimeError, match=r"layers_seeded\(\) must run inside "
+                                           r"batch_seed"):
+        with randomness.layers_seeded([flip]):
+            flip(tf.zeros([1, 4, 4, 1]), training=True)
+    flip(tf.zeros([1, 4, 4, 1]), training=True)  # its own generator is back
