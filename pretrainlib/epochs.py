@@ -5,8 +5,8 @@ iterator advances, so the order a run trains on depends on how many iterators we
 made over the dataset: by Keras (one per epoch, or one for a whole run), by a check
 that reads the data first, by a resumed run. An `EpochSource` instead builds epoch
 `e` from the key `(seed, e)`: its order (a stateless permutation), and every random
-draw made for an example (augmentation) from the key and the example's position
-in the epoch. The training core reads `stream(epoch, batch)`: the run's batches
+draw made for a batch (augmentation) from the key and the batch's position in the
+epoch. The training core reads `stream(epoch, batch)`: the run's batches
 from any position on, built directly, so that adding a checkpoint, resuming after
 a kill, or splitting batches between replicas does not change what is trained,
 and a resume starts at its batch without replaying the ones before it.
@@ -166,8 +166,12 @@ class Examples(EpochSource):
         order = tf.range(self.length, dtype="int64")
         if self.shuffle:
             order = tf.random.experimental.stateless_shuffle(order, key)
-        indices = tf.data.Dataset.from_tensor_slices(
-            order[first_batch * self.batch_size:]).batch(self.batch_size)
+        return self._batches_of(order[first_batch * self.batch_size:], key, first_batch)
+
+    def _batches_of(self, order, key, first_batch):
+        """The examples `order` names, batched, batch b prepared under the seed
+        fold_in(key, first_batch + b), re-formed with `batch` last."""
+        indices = tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size)
         numbers = tf.data.Dataset.counter(first_batch)
         return (tf.data.Dataset.zip(indices, numbers)
                 .map(lambda i, b: self._prepared(
@@ -178,9 +182,8 @@ class Examples(EpochSource):
     def ordered(self) -> tf.data.Dataset:
         """The examples in their given order, prepared, batched: one pass (no
         random draws may be involved, see `draws`)."""
-        indices = tf.data.Dataset.range(self.length).batch(self.batch_size)
-        return indices.map(lambda i: self._prepared(self._gather(i), tf.constant(
-            [0, 0], "int64")), num_parallel_calls=AUTOTUNE)
+        return self._batches_of(tf.range(self.length, dtype="int64"),
+                                tf.constant([0, 0], "int64"), tf.constant(0, "int64"))
 
     def with_columns(self, columns: tuple) -> "Examples":
         """Other columns for the same examples, in the same epoch orders (same

@@ -99,22 +99,19 @@ def cache_features(network: keras.Model, dataset: tf.data.Dataset,
     epoch orders: every epoch's batches hold the same examples as without the cache."""
     source = source_of(dataset)
     if isinstance(source, Examples):
-        return source.with_columns(_features(network, source.ordered(), select)).dataset()
+        columns, _ = _features(network, source.ordered(), select)
+        return source.with_columns(columns).dataset()
     shuffle = reshuffles(dataset)
-    cached = tf.data.Dataset.from_tensor_slices(_features(network, dataset, select))
+    columns, batch_size = _features(network, dataset, select)
+    cached = tf.data.Dataset.from_tensor_slices(columns)
     if shuffle:
         cached = cached.shuffle(int(cached.cardinality()), reshuffle_each_iteration=True)
-    return cached.batch(_batch_size(dataset)).prefetch(tf.data.AUTOTUNE)
-
-
-def _batch_size(dataset: tf.data.Dataset) -> int:
-    inputs = next(iter(dataset))[0]
-    return int(tf.shape(tf.nest.flatten(inputs)[0])[0])
+    return cached.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def _features(network: keras.Model, dataset: tf.data.Dataset, select) -> tuple:
-    """`(select(network(inputs)), labels, ...)` over one pass of `dataset`, as
-    columns of examples."""
+    """`((select(network(inputs)), labels, ...), batch size)` over one pass of
+    `dataset`, the columns holding examples."""
     # No Python control flow inside: skip AutoGraph's source parsing.
     forward = tf.function(lambda inputs: select(network(inputs, training=False)),
                           reduce_retracing=True, autograph=False)
@@ -125,7 +122,8 @@ def _features(network: keras.Model, dataset: tf.data.Dataset, select) -> tuple:
         others.append(rest)
     columns = [tf.nest.map_structure(lambda *parts: tf.concat(parts, axis=0), *features)]
     columns += [tf.concat(list(parts), axis=0) for parts in zip(*others)]
-    return tuple(columns)
+    batch_size = int(tf.shape(tf.nest.flatten(features[0])[0])[0])
+    return tuple(columns), batch_size
 
 
 def reason_not_to_cache(cache, policy, groups: list, epochs, network: keras.Model,

@@ -184,19 +184,22 @@ class _EpochCounter(keras.callbacks.Callback):
         self.model.epochs_trained = self.run.epoch_offset + epoch + 1
 
 
+def _steps_per_execution(model: keras.Model) -> int:
+    return int(getattr(model, "steps_per_execution", 1) or 1)
+
+
 def _divides_epoch(model: keras.Model, steps: int) -> bool:
-    return steps % int(getattr(model, "steps_per_execution", 1) or 1) == 0
+    return steps % _steps_per_execution(model) == 0
 
 
 def _check_steps_per_execution(model: keras.Model, steps: int) -> None:
-    every = int(getattr(model, "steps_per_execution", 1) or 1)
-    if steps % every:
+    if not _divides_epoch(model, steps):
         # Keras runs whole executions; on one endless stream the last one of each
         # epoch would train on the next epoch's first batches.
         divisors = [d for d in range(1, steps + 1) if steps % d == 0]
         raise ValueError(
             f"`steps_per_execution` must divide the {steps} batches per epoch here (it is "
-            f"{every}); pick one of {divisors[-6:]}, or change the batch size or "
+            f"{_steps_per_execution(model)}); pick one of {divisors[-6:]}, or change the batch size or "
             "`steps_per_epoch`.")
 
 
