@@ -156,12 +156,6 @@ class Examples(EpochSource):
                        for column in self.columns)
         return picked if len(picked) > 1 else picked[0]
 
-    def _prepared(self, batch, seed):
-        if self.prepare is None:
-            return batch
-        with randomness.batch_seed(seed):
-            return self.prepare(batch)
-
     def _epoch_batches(self, key, first_batch):
         order = tf.range(self.length, dtype="int64")
         if self.shuffle:
@@ -169,15 +163,10 @@ class Examples(EpochSource):
         return self._batches_of(order[first_batch * self.batch_size:], key, first_batch)
 
     def _batches_of(self, order, key, first_batch):
-        """The examples `order` names, batched, batch b prepared under the seed
-        fold_in(key, first_batch + b), re-formed with `batch` last."""
+        """The examples `order` names, batched and prepared (see `prepared`)."""
         indices = tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size)
-        numbers = tf.data.Dataset.counter(first_batch)
-        return (tf.data.Dataset.zip(indices, numbers)
-                .map(lambda i, b: self._prepared(
-                    self._gather(i), tf.random.experimental.stateless_fold_in(key, b)),
-                     num_parallel_calls=AUTOTUNE)
-                .unbatch().batch(self.batch_size))
+        return prepared(indices, key, first_batch, self.batch_size, self.prepare,
+                        build=self._gather)
 
     def ordered(self) -> tf.data.Dataset:
         """The examples in their given order, prepared, batched: one pass (no
@@ -191,6 +180,27 @@ class Examples(EpochSource):
         other = Examples(columns, self.batch_size, self.shuffle, self.seed)
         other.explicit_seed = self.explicit_seed
         return other
+
+
+def prepared(batches: tf.data.Dataset, key, first_batch, batch_size: int, prepare=None,
+             build=None) -> tf.data.Dataset:
+    """`batches` (numbered from `first_batch`), each made by `build` (if given) and
+    passed through `prepare(batch)` under the batch seed fold_in(key, number), so
+    random draws inside `prepare` (augmentation) come from `pl.randomness` and the
+    batch's place in its epoch; re-formed with `batch` last, so a distribution
+    strategy splits each prepared global batch between its replicas as one device
+    reads it."""
+    def one(batch, number):
+        if build is not None:
+            batch = build(batch)
+        if prepare is None:
+            return batch
+        with randomness.batch_seed(tf.random.experimental.stateless_fold_in(key, number)):
+            return prepare(batch)
+
+    numbers = tf.data.Dataset.counter(first_batch)
+    return (tf.data.Dataset.zip(batches, numbers).map(one, num_parallel_calls=AUTOTUNE)
+            .unbatch().batch(batch_size))
 
 
 def _copy(source: EpochSource) -> EpochSource:

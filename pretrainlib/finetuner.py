@@ -65,6 +65,10 @@ class FineTuner(TrainingCore, keras.Model):
         epochs_trained: epochs trained so far; a later `fit` continues from here.
         frozen_variables: paths of the backbone weights you froze (default: read
             off the layers; restored from a saved model).
+        class_names: names of the classes, in id order; default: those of the
+            first dataset trained on that has them (`pl.data.text_dataset` with
+            string labels gives them). Saved with the model; the `Evaluator` uses
+            them.
 
     Examples:
         >>> import pretrainlib as pl
@@ -90,7 +94,8 @@ class FineTuner(TrainingCore, keras.Model):
                  adapters: Transform | None = None, preprocessor=None,
                  groups: dict | None = None, batchnorm: str = "auto", pairs: bool = False,
                  current_stage: int | None = None, epochs_trained: int = 0,
-                 frozen_variables: list | None = None, **kwargs):
+                 frozen_variables: list | None = None, class_names: list | None = None,
+                 **kwargs):
         validation.instance_of("backbone", backbone, keras.Model,
                                "a keras.Model (e.g. pl.backbones.TextEncoder)")
         validation.instance_of("head", head, keras.layers.Layer,
@@ -127,6 +132,9 @@ class FineTuner(TrainingCore, keras.Model):
                                       candidates, adapted.frozen, groups)
         policy.check(list(self.layer_groups), current_stage)  # before the first stage
         self.current_stage = current_stage
+        self.class_names = None
+        if class_names is not None:
+            self._adopt_class_names("class_names", list(class_names))
         apply_stage(policy, current_stage or 0, self.layer_groups, candidates)
 
     @property
@@ -177,6 +185,27 @@ class FineTuner(TrainingCore, keras.Model):
                       getattr(self.task_part, "num_classes", None))
         check_shapes(name, dataset.element_spec[0], self.backbone)
         check_pixels(name, dataset, self.backbone)
+        names = getattr(dataset, "class_names", None)
+        if names is not None:
+            self._adopt_class_names(name, list(names))
+
+    def _adopt_class_names(self, name, names):
+        """Keeps the class names `name` gives, after checking them against the head
+        and against the names the model already has."""
+        if self.class_names is not None:
+            if names != self.class_names:
+                raise ValueError(
+                    f"`{name}` names its classes {names[:10]}, but this model's classes are "
+                    f"{self.class_names[:10]}: build the data with "
+                    f"label_vocabulary=ft.class_names so that the ids mean the same.")
+            return
+        num_classes = getattr(self.task_part, "num_classes", None)
+        if num_classes is not None and len(names) > num_classes:
+            raise ValueError(
+                f"`{name}` names {len(names)} classes, more than the head's "
+                f"num_classes={num_classes}. Build the head with "
+                f"pl.heads.Classifier(num_classes={len(names)}).")
+        self.class_names = names
 
     def _fit_run(self, run, **kwargs):
         policy = PolicyCallback(self.policy, self.layer_groups, self.trainable_candidates,
@@ -206,7 +235,8 @@ class FineTuner(TrainingCore, keras.Model):
             "preprocessor": None if self.preprocessor is None else serialize(self.preprocessor),
             "groups": self._parts.patterns, "batchnorm": self.batchnorm, "pairs": self.pairs,
             "current_stage": self.current_stage, "epochs_trained": int(self.epochs_trained),
-            "frozen_variables": list(self._parts.frozen), "name": self.name,
+            "frozen_variables": list(self._parts.frozen), "class_names": self.class_names,
+            "name": self.name,
         }
 
     @classmethod

@@ -61,9 +61,10 @@ def test_labeled_dataset_pairs_texts_with_labels(tokenizer):
     [
         (dict(texts=["a", 2]), TypeError, "texts"),
         (dict(texts=[]), ValueError, "texts"),
-        (dict(texts="one string"), TypeError, "texts"),
+        (dict(texts="one string"), FileNotFoundError, "texts go in a list"),
         (dict(labels=[0]), ValueError, "labels"),
-        (dict(labels=["a", "b"]), TypeError, "labels"),
+        (dict(labels=[0.5, "a"]), TypeError, "labels"),
+        (dict(labels=["a", "b"], label_vocabulary=["a"]), ValueError, "label vocabulary"),
         (dict(labels=[-1, 0]), ValueError, "labels"),
         (dict(labels=[0, 1], pack=True), ValueError, "pack"),
         (dict(batch_size=0), ValueError, "batch_size"),

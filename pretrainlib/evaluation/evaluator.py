@@ -38,7 +38,9 @@ class Evaluator:
 
     Args:
         metrics: metric names (see above), or one name.
-        class_names: names of the classes for per-class tables and plots.
+        class_names: names of the classes for per-class tables and plots;
+            default: the model's `class_names` (a `FineTuner` trained on named
+            labels keeps them), else the dataset's.
         bootstrap: number of bootstrap resamples (0: no intervals).
         confidence: the intervals' coverage, in (0, 1).
         seed: seed of the bootstrap resampling.
@@ -109,7 +111,9 @@ class Evaluator:
         confusion = (metric_fns.confusion_matrix(records["label"], records["predicted"],
                                                  num_classes)
                      if self.task == "classification" else None)
-        return Report(values, confusion, self.class_names, num_examples,
+        names = (self.class_names or getattr(model, "class_names", None)
+                 or getattr(dataset, "class_names", None))
+        return Report(values, confusion, tuple(names) if names else None, num_examples,
                       intervals=self._intervals(records, num_classes, num_examples),
                       task=self.task, confidence=self.confidence)
 
