@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 import pretrainlib as pl
-from pretrainlib.text.cooccurrence import _ppmi, _randomized_svd
+from pretrainlib.text import cooccurrence
+from pretrainlib.text.cooccurrence import _pair_counts, _ppmi, _randomized_svd
 
 
 def test_rows_have_the_asked_length_and_shape(glosses, tokenizer):
@@ -12,7 +13,8 @@ def test_rows_have_the_asked_length_and_shape(glosses, tokenizer):
 
 
 def test_randomized_svd_matches_the_exact_one(glosses, tokenizer):
-    sparse = _ppmi(tokenizer.token_ids(glosses), tokenizer.vocab_size, 5, 0.75)
+    sparse = _ppmi(*_pair_counts(glosses, tokenizer, tokenizer.vocab_size, 5),
+                   tokenizer.vocab_size, 0.75)
     dense = np.zeros(sparse.dense_shape.numpy(), "float64")
     dense[tuple(sparse.indices.numpy().T)] = sparse.values.numpy()
     exact = np.linalg.svd(dense, compute_uv=False)[:16]
@@ -57,3 +59,18 @@ def test_texts_without_pairs_are_rejected(tokenizer):
         pl.text.cooccurrence_embeddings(["a", "the"], tokenizer, dim=4)
     with pytest.raises(TypeError, match="texts"):
         pl.text.cooccurrence_embeddings([1, 2], tokenizer, dim=4)
+
+
+def test_counts_streamed_in_blocks_equal_one_pass_and_files_equal_lists(
+        glosses, tokenizer, tmp_path, monkeypatch):
+    whole = _pair_counts(glosses, tokenizer, tokenizer.vocab_size, 3)
+    monkeypatch.setattr(cooccurrence, "_BLOCK", 100)  # 30 blocks, merged as they come
+    blocks = _pair_counts(iter(glosses), tokenizer, tokenizer.vocab_size, 3)
+    np.testing.assert_array_equal(whole[0], blocks[0])
+    np.testing.assert_array_equal(whole[1], blocks[1])
+    monkeypatch.setenv("PRETRAINLIB_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "glosses.txt"
+    path.write_text("\n".join(g.replace("\n", " ") for g in glosses))
+    from_file = pl.text.cooccurrence_embeddings(str(path), tokenizer, dim=8)
+    from_list = pl.text.cooccurrence_embeddings(glosses, tokenizer, dim=8)
+    np.testing.assert_allclose(from_file, from_list, atol=1e-5)

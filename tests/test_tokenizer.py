@@ -59,7 +59,7 @@ def test_training_twice_agrees_up_to_ties_and_in_id_order(tokenizer, glosses):
 @pytest.mark.parametrize(
     "texts, error, fragment",
     [
-        ("a single string", TypeError, "texts"),
+        ("a single string", FileNotFoundError, "texts go in a list"),
         (["fine", 3], TypeError, "item 1"),
         ([], ValueError, "texts"),
         (None, TypeError, "texts"),
@@ -85,3 +85,23 @@ def test_load_rejects_other_json(tmp_path):
     path.write_text('{"class_name": "something else"}')
     with pytest.raises(ValueError, match="path"):
         pl.text.WordPieceTokenizer.load(str(path))
+
+
+def test_trains_from_files_and_streams_the_same_vocabulary(glosses, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRETRAINLIB_CACHE", str(tmp_path / "cache"))
+    texts = [g.replace("\n", " ") for g in glosses]
+    path = tmp_path / "glosses.txt"
+    path.write_text("\n".join(texts))
+    expected = pl.text.WordPieceTokenizer.train(texts, vocab_size=300).get_vocabulary()
+    from_file = pl.text.WordPieceTokenizer.train(str(path), vocab_size=300)
+    import tensorflow as tf
+    from_stream = pl.text.WordPieceTokenizer.train(tf.data.Dataset.from_tensor_slices(texts),
+                                                  vocab_size=300)
+    assert from_file.get_vocabulary() == from_stream.get_vocabulary() == expected
+    sample = pl.text.WordPieceTokenizer.train(str(path), vocab_size=300, max_texts=1500)
+    assert sample.vocab_size <= 300
+    corpus = pl.data.TextFiles(path)
+    spread = list(corpus.texts(limit=1500))
+    assert len(spread) == 1500 and spread[-1] in texts[-1024:]  # from every part
+    with pytest.raises(ValueError, match="max_texts"):
+        pl.text.WordPieceTokenizer.train(texts, max_texts=0)

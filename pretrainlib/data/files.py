@@ -21,7 +21,7 @@ import glob
 import hashlib
 import json
 import os
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -36,9 +36,9 @@ AUTOTUNE = tf.data.AUTOTUNE
 
 
 def is_paths(value) -> bool:
-    """Whether `value` names files: a path (str or os.PathLike) or a list of
-    os.PathLike. A list of str is taken for texts."""
-    if isinstance(value, (str, os.PathLike)):
+    """Whether `value` names files: a `TextFiles`, a path (str or os.PathLike) or a
+    list of os.PathLike. A list of str is taken for texts."""
+    if isinstance(value, (str, os.PathLike, TextFiles)):
         return True
     return isinstance(value, (list, tuple)) and bool(value) and all(
         isinstance(v, os.PathLike) for v in value)
@@ -152,10 +152,18 @@ class TextFiles:
         return texts, labels
 
     def texts(self, limit: int | None = None):
-        """Every text, in file order (a generator; `limit` stops early)."""
+        """The texts, in file order (a generator). With `limit`, at most `limit` of
+        them, read from chunks spread evenly over the corpus (a sample of every
+        part, not its first lines)."""
+        chunks, quota = np.arange(len(self.chunk_count)), CHUNK
+        if limit is not None and limit < self.records:
+            wanted = -(-limit * len(chunks) // self.records) + 1
+            chunks = np.unique(np.linspace(0, len(chunks) - 1, min(wanted, len(chunks)))
+                               .round().astype("int64"))
+            quota = -(-limit // len(chunks))  # the same share from each chunk
         seen = 0
-        for chunk in range(len(self.chunk_count)):
-            for text in self.read(chunk)[0]:
+        for chunk in chunks:
+            for text in self.read(int(chunk))[0][:quota]:
                 if limit is not None and seen >= limit:
                     return
                 seen += 1
@@ -239,6 +247,28 @@ class FileRecords(epochs.EpochSource):
         if self.prepare is None:
             return batches
         return epochs.prepared(batches, key, first_batch, self.batch_size, self.prepare)
+
+
+def iterate_texts(name: str, texts, limit: int | None = None) -> Iterator[str]:
+    """The texts of a list, files (a path, glob, list of `pathlib.Path` or a
+    `TextFiles`) or a `tf.data.Dataset` of strings, one at a time, at most `limit`
+    (from files: spread over the corpus, see `TextFiles.texts`)."""
+    if limit is not None:
+        validation.positive_int("max_texts", limit)
+    if isinstance(texts, TextFiles) or is_paths(texts):
+        corpus = texts if isinstance(texts, TextFiles) else TextFiles(texts)
+        return corpus.texts(limit)
+    if isinstance(texts, tf.data.Dataset):
+        spec = texts.element_spec
+        if not (isinstance(spec, tf.TensorSpec) and spec.dtype == tf.string
+                and spec.shape.rank == 0):
+            raise ValueError(f"`{name}` as a tf.data.Dataset must yield single strings "
+                             f"(unbatched). Received: a dataset of {spec}")
+        texts = texts if limit is None else texts.take(limit)
+        return (t.decode("utf-8") for t in texts.as_numpy_iterator())
+    texts = validation.string_list(name, texts)
+    check_not_paths(name, texts)
+    return iter(texts[:limit])
 
 
 def resolve(paths) -> list[str]:

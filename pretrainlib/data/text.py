@@ -147,8 +147,17 @@ def text_dataset(
             raise ValueError(
                 f"`{arg}` is for a list of texts; files carry their own fields: pass "
                 "`label_field` (JSON Lines, TFRecord) or `label_column` (CSV/TSV).")
-        corpus = files.TextFiles(texts, document=document, label_vocabulary=label_vocabulary,
-                                 **file_arguments)
+        if isinstance(texts, files.TextFiles):
+            given = [k for k, v in {**file_arguments, "label_vocabulary": label_vocabulary,
+                                    "document": None if document == "line" else document
+                                    }.items() if v is not None]
+            if given:
+                raise ValueError(f"`{given[0]}` goes to the TextFiles itself when `texts` "
+                                 "is one.")
+            corpus = texts
+        else:
+            corpus = files.TextFiles(texts, document=document,
+                                     label_vocabulary=label_vocabulary, **file_arguments)
         return _file_dataset(corpus, tokenizer, batch_size, sequence_length, pack,
                              reset_attention, shuffle, seed, buffer_size)
     given = [name for name, value in file_arguments.items() if value is not None]

@@ -17,6 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from pretrainlib import validation
+from pretrainlib.data import files
+
+_BLOCK = 8192  # texts tokenized and counted at a time
 
 
 def cooccurrence_embeddings(
@@ -28,6 +31,7 @@ def cooccurrence_embeddings(
     norm: float = 1.0,
     iterations: int = 6,
     seed: int = 0,
+    max_texts: int | None = None,
 ) -> np.ndarray:
     """Token embeddings `[tokenizer.vocab_size, dim]` from PPMI + truncated SVD.
 
@@ -39,8 +43,14 @@ def cooccurrence_embeddings(
     that never occur next to another (special tokens among them) get random
     directions.
 
+    Texts stream through in blocks: memory holds the distinct token pairs counted
+    (at most `vocab_size`², far fewer in practice) and one block of texts, not the
+    corpus.
+
     Args:
-        texts: list of strings (unlabeled).
+        texts: unlabeled texts: a list of strings, files (a path or glob as a
+            `str`, a list of `pathlib.Path`, a `pl.data.TextFiles`) or a
+            `tf.data.Dataset` of strings.
         tokenizer: a `pl.text.WordPieceTokenizer`.
         dim: embedding width (the encoder's `hidden_dim`).
         window: largest distance between two tokens counted as co-occurring.
@@ -48,6 +58,8 @@ def cooccurrence_embeddings(
         norm: length of every returned row.
         iterations: power iterations of the randomized SVD.
         seed: seed of the random projections and the random rows.
+        max_texts: read at most this many texts (from files: spread evenly over
+            the corpus).
 
     Examples:
         >>> import pretrainlib as pl
@@ -73,7 +85,9 @@ def cooccurrence_embeddings(
         raise ValueError(
             f"`dim` must be at most the vocabulary size {vocab_size}. Received: dim={dim}"
         )
-    matrix = _ppmi(tokenizer.token_ids(texts), vocab_size, window, smoothing)
+    stream = files.iterate_texts("texts", texts, max_texts)
+    pairs, counts = _pair_counts(stream, tokenizer, vocab_size, window)
+    matrix = _ppmi(pairs, counts, vocab_size, smoothing)
     u, s = _randomized_svd(matrix, dim, iterations, seed)
     embeddings = u * np.sqrt(s)
     lengths = np.linalg.norm(embeddings, axis=1, keepdims=True)
@@ -84,8 +98,38 @@ def cooccurrence_embeddings(
     return (embeddings / lengths * norm).astype("float32")
 
 
-def _ppmi(docs: tf.RaggedTensor, vocab_size: int, window: int, smoothing: float):
-    """The PPMI matrix as a `tf.sparse.SparseTensor` `[vocab, vocab]`."""
+def _pair_counts(texts, tokenizer, vocab_size: int, window: int):
+    """Distinct token pairs (`left * vocab_size + right`, sorted) at most `window`
+    apart in a text, both ways, and their counts, from `texts` in blocks."""
+    pairs, counts, pending = np.zeros(0, "int64"), np.zeros(0, "int64"), []
+    for block in _blocks(texts, _BLOCK):
+        keys = _block_pairs(tokenizer.token_ids(block), vocab_size, window)
+        if keys.size:
+            pending.append(np.unique(keys, return_counts=True))
+        if sum(len(k) for k, _ in pending) > 4 * len(pairs) + _BLOCK * 16:
+            pairs, counts = _merged(pairs, counts, pending)
+            pending = []
+    pairs, counts = _merged(pairs, counts, pending)
+    if pairs.size == 0:
+        raise ValueError(
+            "`texts` hold no two tokens within `window` of each other in one text, so "
+            "there is nothing to count. Pass more (or longer) texts."
+        )
+    return pairs, counts
+
+
+def _blocks(texts, size: int):
+    block = []
+    for text in texts:
+        block.append(text)
+        if len(block) == size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _block_pairs(docs: tf.RaggedTensor, vocab_size: int, window: int) -> np.ndarray:
     tokens = docs.flat_values.numpy().astype("int64")
     rows = docs.value_rowids().numpy()
     keys = []
@@ -93,14 +137,22 @@ def _ppmi(docs: tf.RaggedTensor, vocab_size: int, window: int, smoothing: float)
         same_text = rows[:-distance] == rows[distance:]
         a, b = tokens[:-distance][same_text], tokens[distance:][same_text]
         keys += [a * vocab_size + b, b * vocab_size + a]
-    keys = np.concatenate(keys) if keys else np.zeros(0, "int64")
-    if keys.size == 0:
-        raise ValueError(
-            "`texts` hold no two tokens within `window` of each other in one text, so "
-            "there is nothing to count. Pass more (or longer) texts."
-        )
-    pairs, counts = np.unique(keys, return_counts=True)  # sorted: row-major order
-    left, right = pairs // vocab_size, pairs % vocab_size
+    return np.concatenate(keys) if keys else np.zeros(0, "int64")
+
+
+def _merged(pairs, counts, pending):
+    """Counts of `pairs` plus those of each (pairs, counts) in `pending`."""
+    if not pending:
+        return pairs, counts
+    keys = np.concatenate([pairs] + [k for k, _ in pending])
+    weights = np.concatenate([counts] + [c for _, c in pending])
+    merged, where = np.unique(keys, return_inverse=True)
+    return merged, np.bincount(where, weights, len(merged)).astype("int64")
+
+
+def _ppmi(pairs: np.ndarray, counts: np.ndarray, vocab_size: int, smoothing: float):
+    """The PPMI matrix as a `tf.sparse.SparseTensor` `[vocab, vocab]`."""
+    left, right = pairs // vocab_size, pairs % vocab_size  # sorted: row-major order
     counts = counts.astype("float64")
     total = counts.sum()
     p_left = np.bincount(left, counts, vocab_size) / total

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable
-
 import keras
 import keras_hub
 import tensorflow as tf
 
 from pretrainlib import validation
+from pretrainlib.data import files
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -60,14 +59,23 @@ class WordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
     @classmethod
     def train(
         cls,
-        texts: Iterable[str] | tf.data.Dataset,
+        texts,
         vocab_size: int = 8000,
         lowercase: bool = True,
+        max_texts: int | None = None,
     ) -> "WordPieceTokenizer":
         """Learns a WordPiece vocabulary of at most `vocab_size` tokens from `texts`.
 
-        `texts` is a list of strings or a `tf.data.Dataset` of strings. The
-        vocabulary is learned with the Rust WordPiece trainer of HuggingFace
+        `texts` is a list of strings, files (a path or glob as a `str`, a list of
+        `pathlib.Path`, or a `pl.data.TextFiles` for other fields, as
+        `pl.data.text_dataset` reads them) or a `tf.data.Dataset` of strings. Texts
+        stream through the trainer one at a time: its memory grows with the number
+        of distinct words, not with the corpus. `max_texts` caps how many are read
+        (from files: chunks spread evenly over the corpus, so every part is in the
+        sample); a million glosses-sized texts are plenty for an 8,000-token
+        vocabulary.
+
+        The vocabulary is learned with the Rust WordPiece trainer of HuggingFace
         `tokenizers` (a KerasHub dependency) using BERT's normalization and
         pre-splitting, which match KerasHub's tokenizer. KerasHub's own
         `compute_word_piece_vocabulary` (tf-text's pure-Python learner) took 261 s
@@ -79,11 +87,8 @@ class WordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
                 f"`vocab_size` must exceed the {len(SPECIAL_TOKENS)} special tokens. "
                 f"Received: vocab_size={vocab_size}"
             )
-        if isinstance(texts, tf.data.Dataset):
-            texts = (t.decode("utf-8") for t in texts.as_numpy_iterator())
-        else:
-            texts = validation.string_list("texts", texts)
-        vocabulary = _learn_vocabulary(texts, vocab_size, lowercase)
+        stream = files.iterate_texts("texts", texts, max_texts)
+        vocabulary = _learn_vocabulary(stream, vocab_size, lowercase)
         return cls(vocabulary=vocabulary, lowercase=lowercase, strip_accents=lowercase)
 
     # === Special tokens ===
