@@ -2,8 +2,10 @@
 
 from pretrainlib.data.files import TextFiles
 from pretrainlib.data.image import image_dataset
+from pretrainlib.data.image_folder import image_folder
 from pretrainlib.data.image_preprocessor import ImagePreprocessor
 from pretrainlib.data.text import text_dataset
 from pretrainlib.data.tfds_source import from_tfds
 
-__all__ = ["ImagePreprocessor", "TextFiles", "from_tfds", "image_dataset", "text_dataset"]
+__all__ = ["ImagePreprocessor", "TextFiles", "from_tfds", "image_dataset", "image_folder",
+           "text_dataset"]

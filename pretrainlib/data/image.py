@@ -56,27 +56,35 @@ def image_dataset(
     """
     images = _check_images(images)
     validation.positive_int("batch_size", batch_size)
-    layers = _check_augment(augment)
+    layers = check_augment(augment)
     scale = 1 / 255 if images.dtype == np.uint8 else 1.0
-    if preprocessor is not None and not hasattr(preprocessor, "takes"):
-        raise TypeError("`preprocessor` must be a pl.data.ImagePreprocessor. Received: "
-                        f"preprocessor of type {type(preprocessor).__name__}")
+    check_preprocessor(preprocessor)
     columns = (images,)
     if labels is not None:
         columns += (validation.class_labels("labels", labels, len(images), "image"),)
 
+    prepare = preparer(layers, scale, preprocessor, labels is not None)
+    return epochs.Examples(columns, batch_size, shuffle=shuffle, seed=seed,
+                           prepare=prepare, draws=bool(layers)).dataset()
+
+
+def preparer(layers: list, scale: float, preprocessor, labeled: bool, load=None):
+    """`prepare(batch)` for an `epochs.Examples` of images (and labels): `load` (if
+    given) turns the batch's first column into pixels, which are scaled (`* scale`,
+    or by `preprocessor`) and augmented by `layers`."""
     def prepare(batch):
         # Augmentation draws from the seed of the batch's place in its epoch, so an
         # epoch's transforms replay (see `pl.randomness.layers_seeded`).
-        x, *y = batch if labels is not None else (batch,)
+        x, *y = batch if labeled else (batch,)
+        if load is not None:
+            x = load(x)
         x = tf.cast(x, "float32") * scale if preprocessor is None else preprocessor(x)
         with randomness.layers_seeded(layers):
             for layer in layers:
                 x = layer(x, training=True)
         return (x, *y) if y else x
 
-    return epochs.Examples(columns, batch_size, shuffle=shuffle, seed=seed,
-                           prepare=prepare, draws=bool(layers)).dataset()
+    return prepare
 
 
 def _check_images(images) -> np.ndarray:
@@ -99,7 +107,13 @@ def _check_images(images) -> np.ndarray:
     return array[..., None] if array.ndim == 3 else array
 
 
-def _check_augment(augment) -> list:
+def check_preprocessor(preprocessor) -> None:
+    if preprocessor is not None and not hasattr(preprocessor, "takes"):
+        raise TypeError("`preprocessor` must be a pl.data.ImagePreprocessor. Received: "
+                        f"preprocessor of type {type(preprocessor).__name__}")
+
+
+def check_augment(augment) -> list:
     if augment is None:
         return []
     layers = list(augment) if isinstance(augment, (list, tuple)) else [augment]
