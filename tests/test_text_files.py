@@ -163,16 +163,36 @@ def test_streamed_packing_equals_in_memory_packing(tokenizer, corpus):
                 np.concatenate([b[key].numpy() for b in memory]))
 
 
-def test_packing_files_streams_every_record(tmp_path, tokenizer, corpus):
+def test_packed_files_give_the_rows_of_in_memory_packing_and_resume_at_any_row(
+        tmp_path, tokenizer, corpus):
     texts = corpus[0]
-    write(tmp_path, "a.txt", "\n".join(texts))
-    packed = pl.data.text_dataset(str(tmp_path / "a.txt"), tokenizer, batch_size=4,
-                                  sequence_length=32, pack=True, seed=0)
-    rows = np.concatenate([b["token_ids"].numpy() for b in packed])
-    memory = np.concatenate([b["token_ids"].numpy() for b in pl.data.text_dataset(
-        texts, tokenizer, batch_size=4, sequence_length=32, pack=True, shuffle=False)])
-    assert abs(len(rows) - len(memory)) <= 4  # the same tokens, another order
-    assert (rows[:, 0] == tokenizer.cls_id).all()
+    for i in range(4):  # four files: four chunks, so several windows
+        write(tmp_path, f"part{i}.txt", "\n".join(texts[i * 150:(i + 1) * 150]))
+    arguments = dict(batch_size=4, sequence_length=32, pack=True, reset_attention=True)
+    ds = pl.data.text_dataset(str(tmp_path / "part*.txt"), tokenizer, shuffle=False,
+                              buffer_size=100, **arguments)
+    memory = pl.data.text_dataset(texts, tokenizer, shuffle=False, **arguments)
+    source = pl.epochs.source_of(ds)
+    run = list(source.run_stream(None, 0, 0).take(int(memory.cardinality()) + 5))
+    for key in ("token_ids", "padding_mask"):
+        np.testing.assert_array_equal(
+            np.concatenate([b[key].numpy() for b in run[:len(run) - 5]]),
+            np.concatenate([b[key].numpy() for b in memory]))
+    # an estimated epoch, within a few batches of the real one
+    assert abs(int(ds.cardinality()) - int(memory.cardinality())) <= 0.2 * int(
+        memory.cardinality())
+    shuffled = pl.epochs.source_of(pl.data.text_dataset(
+        str(tmp_path / "part*.txt"), tokenizer, seed=5, buffer_size=100, **arguments))
+    total = int(memory.cardinality()) + 20
+    stream = [b["token_ids"].numpy() for b in shuffled.run_stream(None, 2, 0).take(total)]
+    for done in (1, 37, total // 2, total - 10):  # in and across windows, into epoch 3
+        position = shuffled.position_after(done)
+        resumed = [b["token_ids"].numpy()
+                   for b in shuffled.run_stream(position, 2, done).take(total - done)]
+        np.testing.assert_array_equal(np.concatenate(resumed), np.concatenate(stream[done:]))
+    assert shuffled.position_after(total - 10)["epoch"] == 3
+    assert not np.array_equal(np.concatenate(stream[:50]), np.concatenate(
+        [b["token_ids"].numpy() for b in run[:50]]))  # shuffled differs from file order
 
 
 def test_a_dataset_of_strings_and_labels_streams(tokenizer, corpus):

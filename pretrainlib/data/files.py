@@ -224,26 +224,35 @@ class FileRecords(epochs.EpochSource):
         picked = tuple(tf.gather(t, positions) for t in read)
         return picked if len(picked) > 1 else picked[0]
 
-    def _epoch_batches(self, key, first_batch):
-        files = self.files
-        order = tf.range(len(files.chunk_count), dtype="int64")
+    def layout(self, key):
+        """Epoch `key`'s chunk order, the window of each chunk, the record each chunk
+        starts at, and the number of windows."""
+        order = tf.range(len(self.files.chunk_count), dtype="int64")
         if self.shuffle:
             order = tf.random.experimental.stateless_shuffle(order, key)
-        counts = tf.gather(tf.constant(files.chunk_count), order)
+        counts = tf.gather(tf.constant(self.files.chunk_count), order)
         starts = tf.cumsum(counts, exclusive=True)
         window_of = starts // self.buffer_size  # consecutive chunks, ~buffer_size records
-        windows = window_of[-1] + 1
+        return order, window_of, starts, window_of[-1] + 1
+
+    def windows(self, key, first_window, skip=0) -> tf.data.Dataset:
+        """Epoch `key`'s windows from `first_window` on, each one element: its
+        records (texts[, labels]) in their shuffled order, the first `skip` of the
+        first window left out."""
+        order, window_of, _, count = self.layout(key)
+        return (tf.data.Dataset.range(first_window, count)
+                .map(lambda w: self._window(key, order, window_of, w,
+                                            tf.where(w == first_window, skip, 0)),
+                     num_parallel_calls=2)
+                .prefetch(1))
+
+    def _epoch_batches(self, key, first_batch):
+        _, window_of, starts, _ = self.layout(key)
         first = tf.cast(first_batch, "int64") * self.batch_size
         holder = tf.searchsorted(starts, [first], side="right")[0] - 1  # chunk with `first`
         first_window = window_of[holder]
         skip = first - tf.reduce_min(tf.boolean_mask(starts, window_of == first_window))
-        rows = (tf.data.Dataset.range(first_window, windows)
-                .map(lambda w: self._window(key, order, window_of, w,
-                                            tf.where(w == first_window, skip, 0)),
-                     num_parallel_calls=2)
-                .prefetch(1)
-                .unbatch())
-        batches = rows.batch(self.batch_size)
+        batches = self.windows(key, first_window, skip).unbatch().batch(self.batch_size)
         if self.prepare is None:
             return batches
         return epochs.prepared(batches, key, first_batch, self.batch_size, self.prepare)

@@ -7,7 +7,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from pretrainlib import epochs, validation
-from pretrainlib.data import files, labels as label_names
+from pretrainlib.data import files, labels as label_names, packing
 
 AUTOTUNE = tf.data.AUTOTUNE
 _TOKENIZE_CHUNK = 1024
@@ -234,51 +234,11 @@ def _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed
         stream = tf.gather(docs, order).flat_values[: num_rows * body]
         rows = tf.reshape(stream, [num_rows, body])[first_batch * batch_size:
                                                     num_batches * batch_size]
-        return tf.data.Dataset.from_tensor_slices(_packed_inputs(
+        return tf.data.Dataset.from_tensor_slices(packing.packed_inputs(
             rows, tokenizer, reset_attention)).batch(batch_size, drop_remainder=True)
 
     # Each epoch packs its own document order, keyed by (seed, epoch).
     return epochs.EpochSource(pack_epoch, num_batches, seed).dataset()
-
-
-def _packed_inputs(rows, tokenizer, reset_attention):
-    """Packed rows of `sequence_length - 1` tokens as model inputs: `[CLS]` first,
-    the mask all ones or, with `reset_attention`, numbering each row's documents."""
-    rows = tf.concat([tf.fill([tf.shape(rows)[0], 1], tokenizer.cls_id), rows], axis=1)
-    if not reset_attention:
-        mask = tf.ones_like(rows)
-    else:  # document number within the row: 1 + the [SEP]s before each token
-        ends = tf.cast(rows == tokenizer.sep_id, "int32")
-        mask = 1 + tf.cumsum(ends, axis=1, exclusive=True)
-    return {"token_ids": rows, "padding_mask": mask}
-
-
-def _streamed_packing(documents: tf.data.Dataset, tokenizer, batch_size, sequence_length,
-                      reset_attention) -> tf.data.Dataset:
-    """A stream of texts packed as it goes: windows of documents tokenized, each
-    followed by `[SEP]`, and cut into rows; the tokens left over start the next
-    window's rows, so the rows equal those of packing the whole stream at once."""
-    body = sequence_length - 1
-    sep = tf.constant([tokenizer.sep_id], "int32")
-
-    def tokens(texts):
-        docs = tf.cast(tokenizer.tokenize(texts), "int32")
-        ends = tf.RaggedTensor.from_tensor(tf.tile(sep[None], [docs.nrows(), 1]))
-        return tf.concat([docs, ends], axis=1).flat_values
-
-    def cut(leftover, stream):
-        stream = tf.concat([leftover, stream], axis=0)
-        full = tf.shape(stream)[0] // body * body
-        return stream[full:], tf.reshape(stream[:full], [-1, body])
-
-    return (documents.batch(_TOKENIZE_CHUNK)
-            .map(tokens, num_parallel_calls=AUTOTUNE)
-            .scan(tf.zeros([0], "int32"), cut)
-            .unbatch()
-            .batch(batch_size, drop_remainder=True)
-            .map(lambda rows: _packed_inputs(rows, tokenizer, reset_attention),
-                 num_parallel_calls=AUTOTUNE)
-            .prefetch(AUTOTUNE))
 
 
 def _class_ids(labels, count, vocabulary):
@@ -311,12 +271,12 @@ def _file_dataset(corpus: files.TextFiles, tokenizer, batch_size, sequence_lengt
         if corpus.labeled:
             raise ValueError("`pack=True` mixes documents in one row, so it cannot carry "
                              "labels; leave out `label_field` / `label_column`.")
-        # Packing streams the files' records; its rows are not known before the
-        # corpus is tokenized, so the dataset has no length: pass steps_per_epoch.
-        texts = files.FileRecords(corpus, batch_size=_TOKENIZE_CHUNK, shuffle=shuffle,
-                                  seed=seed, buffer_size=buffer_size)
-        return _streamed_packing(texts.dataset().unbatch(), tokenizer, batch_size,
-                                 sequence_length, reset_attention)
+        # Rows are not known before the corpus is tokenized: the stream records
+        # where each batch ends, and a checkpoint resumes from there.
+        records = files.FileRecords(corpus, batch_size=1, shuffle=shuffle,
+                                    buffer_size=buffer_size)
+        return packing.PackedFiles(records, tokenizer, batch_size, sequence_length,
+                                   reset_attention, seed).dataset()
 
     def prepare(batch):
         texts, *labels = batch if corpus.labeled else (batch,)
@@ -346,7 +306,7 @@ def _streamed_dataset(dataset, tokenizer, batch_size, sequence_length, pack, res
         if labeled:
             raise ValueError("`pack=True` mixes documents in one row, so it cannot carry "
                              "labels; pass a dataset of strings.")
-        return _streamed_packing(dataset, tokenizer, batch_size, sequence_length,
+        return packing.streamed_packing(dataset, tokenizer, batch_size, sequence_length,
                                  reset_attention)
     names = None
     if labeled and spec[1].dtype == tf.string:

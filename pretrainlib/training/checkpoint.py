@@ -75,6 +75,7 @@ class Checkpoint(keras.callbacks.Callback):
         self._run: dict = {}
         self._offset = 0  # batches of the current epoch trained before this fit call
         self._saved_at = 0  # run batches done at the last save
+        self._position = None  # where the data stands after n batches, if recorded
 
     # === Reading ===
     def checkpoints(self) -> list[pathlib.Path]:
@@ -109,11 +110,13 @@ class Checkpoint(keras.callbacks.Callback):
         return state
 
     # === Writing ===
-    def begin(self, run: dict, offset: int = 0) -> None:
+    def begin(self, run: dict, offset: int = 0, position=None) -> None:
         """Called by the training core before each Keras `fit` it runs: `run` holds
         `first_epoch`, `steps_per_epoch` and `schedule`; `offset` the batches of the
-        first epoch already trained."""
-        self._run, self._offset = dict(run), offset
+        first epoch already trained; `position(batches)`, for data resumed from a
+        recorded position, where the data stands after that many of the run's
+        batches."""
+        self._run, self._offset, self._position = dict(run), offset, position
         self._saved_at = None
         if self._writes():
             for partial in self.directory.glob(".partial-*"):  # left by a killed write
@@ -172,6 +175,8 @@ class Checkpoint(keras.callbacks.Callback):
                                       for i, v in enumerate(seed_states(self.model))})
         state = {"format": _FORMAT, "epoch": epoch, "batch": batch, "step": step,
                  **self._run, "fingerprint": fingerprint(self.model)}
+        if self._position is not None:
+            state["data_position"] = self._position(self._global_batches(epoch, batch))
         _write_synced(partial / _STATE, json.dumps(state, indent=1))
         _fsync(partial / _WEIGHTS)
         _fsync(partial / _SEEDS)

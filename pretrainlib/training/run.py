@@ -103,6 +103,8 @@ class Run:
             return keras_fit(self.x, steps_per_epoch=self.steps_per_epoch,
                              initial_epoch=initial_epoch)
         source = epochs.source_of(self.x)
+        positional = getattr(source, "positional", False)  # resumed from a position
+        resumed_at = None
         state = {"first_epoch": initial_epoch, "steps_per_epoch": self.steps,
                  "first_step": first_step, "epoch_offset": self.epoch_offset,
                  "seed": getattr(model, "seed", None),
@@ -128,13 +130,17 @@ class Run:
             self.epoch_offset = state["epoch_offset"]
             initial_epoch, offset = saved["epoch"], saved["batch"]
             skip = (initial_epoch - state["first_epoch"]) * self.steps + offset
+            resumed_at = saved.get("data_position")
         model.epochs_trained = self.epoch_offset + initial_epoch
         model._begin_run(self.epoch_offset + initial_epoch)
         first_epoch = self.epoch_offset + state["first_epoch"]
 
         def stream_from(batch: int) -> tf.data.Dataset:
             """The run's batches from `batch` (counted from the run's first) on."""
-            if source is not None:  # built at its position: nothing read to get there
+            if positional:  # from the position its batch `batch - 1` ended at
+                position = resumed_at if batch == skip else source.position_after(batch)
+                data = source.run_stream(position, first_epoch, batch)
+            elif source is not None:  # built at its position: nothing read to get there
                 epoch, within = divmod(batch, source.num_batches)
                 data = source.stream(first_epoch + epoch, within)
             else:
@@ -143,19 +149,22 @@ class Run:
 
         stream = stream_from(skip)
         histories = []
+        position = source.position_after if positional else None
         if offset and initial_epoch < self.epochs:  # finish the interrupted epoch first
-            saver.begin(state, offset)
-            if source is not None or model.distribute_strategy.num_replicas_in_sync > 1:
-                rest = stream_from(skip + self.steps - offset)
-            else:
-                stream = rest = _one_iterator(stream)
+            saver.begin(state, offset, position)
+            bridged = source is None and model.distribute_strategy.num_replicas_in_sync == 1
+            if bridged:
+                stream = _one_iterator(stream)
             histories.append(keras_fit(stream, epochs=initial_epoch + 1,
                                        steps_per_epoch=self.steps - offset,
                                        initial_epoch=initial_epoch))
-            stream = rest
+            # The rest is a second stream (built now: a positional one starts where
+            # the epoch's last batch ended), or the same iterator read on.
+            if not bridged:
+                stream = stream_from(skip + self.steps - offset)
             initial_epoch += 1
         if saver is not None:
-            saver.begin(state)
+            saver.begin(state, position=position)
         histories.append(keras_fit(stream, steps_per_epoch=self.steps,
                                    initial_epoch=initial_epoch))
         return _merged(histories)

@@ -7,8 +7,10 @@
 `images` fine-tunes a tiny ConvNet (head dropout, augmentation) under
 FreezeThenUnfreeze(1) on shuffled real Fashion-MNIST; `text` a one-layer
 TextEncoder (dropout 0.1) under FreezeThenUnfreeze(1) on shuffled WordNet glosses;
-`pretrainer` pretrains a TextEncoder with masked LM on packed glosses. Each runs
-3 epochs of 6 batches from `keras.utils.set_random_seed(0)`. `--checkpoint` adds a
+`pretrainer` pretrains a TextEncoder with masked LM on packed glosses; `files`
+does the same on glosses packed as they stream from four JSON Lines files (written
+next to OUT), epochs of 6 batches cut from the stream. Each runs 3 epochs of 6
+batches from `keras.utils.set_random_seed(0)`. `--checkpoint` adds a
 `pl.training.Checkpoint` every `--every` steps; `--die-at STEP` SIGKILLs the
 process after that global step (as a preemption would); `--die-in-save` SIGKILLs
 it halfway through writing the second checkpoint; `--mirrored` trains under
@@ -18,6 +20,7 @@ OUT.npz.
 """
 
 import argparse
+import json
 import os
 import signal
 
@@ -57,7 +60,7 @@ def die_halfway_through_the_second_save():
     checkpointing.Checkpoint.save = save
 
 
-def build(kind, tokenizer):
+def build(kind, tokenizer, folder):
     if kind == "images":
         part = pl.datasets.fashion_mnist().train.sample(96, seed=0)
         model = pl.FineTuner(pl.backbones.ConvNet(widths=(8, 16), blocks_per_stage=1),
@@ -78,6 +81,16 @@ def build(kind, tokenizer):
                                     sequence_length=24, seed=1)
         return model, data
     model = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tokenizer), seed=2)
+    if kind == "files":
+        texts = pl.datasets.wordnet_supersenses().unlabeled[:240]
+        os.makedirs(folder, exist_ok=True)
+        for i in range(4):
+            with open(os.path.join(folder, f"part-{i}.jsonl"), "w") as f:
+                f.writelines(json.dumps({"text": t}) + "\n" for t in texts[i::4])
+        data = pl.data.text_dataset(os.path.join(folder, "part-*.jsonl"), tokenizer,
+                                    batch_size=8, sequence_length=24, pack=True,
+                                    reset_attention=True, seed=1, buffer_size=40)
+        return model, data
     data = pl.data.text_dataset(glosses.texts, tokenizer, batch_size=8, sequence_length=24,
                                 pack=True, reset_attention=True, seed=1)
     return model, data
@@ -86,7 +99,7 @@ def build(kind, tokenizer):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
-    parser.add_argument("--model", default="images", choices=["images", "text", "pretrainer"])
+    parser.add_argument("--model", default="images", choices=["images", "text", "pretrainer", "files"])
     parser.add_argument("--checkpoint")
     parser.add_argument("--every", type=int, default=4)
     parser.add_argument("--die-at", type=int)
@@ -104,7 +117,8 @@ def main():
     tf.config.experimental.enable_op_determinism()
     tokenizer = pl.text.WordPieceTokenizer.load(args.tokenizer) if args.tokenizer else None
     with strategy.scope():
-        model, data = build(args.model, tokenizer)
+        corpus = os.path.join(os.path.dirname(os.path.abspath(args.out)), "corpus")
+        model, data = build(args.model, tokenizer, corpus)
         model.compile(learning_rate=3e-3)
     initial = {f"init_{i}": np.asarray(w) for i, w in enumerate(model.weights)}
     callbacks = []
@@ -115,7 +129,8 @@ def main():
         callbacks.append(DieAt(args.die_at))
     if args.die_in_save:
         die_halfway_through_the_second_save()
-    history = model.fit(data, epochs=3, callbacks=callbacks, verbose=0)
+    steps = 6 if args.model == "files" else None  # epochs cut from the stream
+    history = model.fit(data, epochs=3, callbacks=callbacks, verbose=0, steps_per_epoch=steps)
     np.savez(args.out, *[np.asarray(w) for w in model.weights], **initial,
              epochs=np.asarray(history.epoch), loss=np.asarray(history.history["loss"]))
 
