@@ -112,6 +112,10 @@ class EpochSource:
         _SOURCES[ds] = self
         return ds
 
+    def largest_label(self) -> int | None:
+        """The largest class id among the labels, if known without a pass (None)."""
+        return None
+
     def with_seed(self, seed: int) -> "EpochSource":
         """The same epochs under another seed."""
         other = _copy(self)
@@ -167,6 +171,12 @@ class Examples(EpochSource):
         indices = tf.data.Dataset.from_tensor_slices(order).batch(self.batch_size)
         return prepared(indices, key, first_batch, self.batch_size, self.prepare,
                         build=self._gather)
+
+    def largest_label(self) -> int | None:
+        """The largest label of the second column (the labels), if there is one."""
+        if len(self.columns) < 2 or not tf.nest.flatten(self.columns[1])[0].dtype.is_integer:
+            return None
+        return int(tf.reduce_max(tf.nest.flatten(self.columns[1])[0]))
 
     def ordered(self) -> tf.data.Dataset:
         """The examples in their given order, prepared, batched: one pass (no

@@ -49,7 +49,7 @@ class _NoConfig(keras.Model):
 CASES = [
     # --- tokenizer and text data ---
     ("tokenizer texts not a list", lambda t: pl.text.WordPieceTokenizer.train("a dog", 50),
-     TypeError, "texts"),
+     FileNotFoundError, "texts go in a list"),
     ("tokenizer vocab_size", lambda t: pl.text.WordPieceTokenizer.train(TEXTS, 0),
      ValueError, "vocab_size"),
     ("encode sequence_length", lambda t: t.encode(TEXTS, 0), ValueError, "sequence_length"),

@@ -338,3 +338,29 @@ def test_bad_streams(tokenizer):
                               label_vocabulary=["y"], shuffle=False)
     with pytest.raises(tf.errors.InvalidArgumentError, match="not in `label_vocabulary`"):
         list(ds)
+
+
+def test_file_labels_are_checked_from_the_index_without_a_pass(tmp_path, tokenizer,
+                                                               tiny_encoder, monkeypatch):
+    path = write(tmp_path, "a.jsonl", "".join(
+        json.dumps({"text": f"text {i}", "label": i % 3}) + "\n" for i in range(30)))
+    ds = pl.data.text_dataset(str(path), tokenizer, label_field="label", sequence_length=16)
+    assert pl.epochs.source_of(ds).largest_label() == 2
+    reads = []
+    monkeypatch.setattr(files.TextFiles, "read", lambda *a: reads.append(a))
+    ft = pl.FineTuner(tiny_encoder(max_sequence_length=16), pl.heads.Classifier(2))
+    ft.compile()
+    with pytest.raises(ValueError, match="label 2, but the head has num_classes=2"):
+        ft.fit(ds, epochs=1, verbose=0)
+    assert not reads  # refused before reading a record
+
+
+def test_a_stream_of_unknown_length_needs_steps_per_epoch(tokenizer, tiny_encoder, corpus):
+    stream = pl.data.text_dataset(tf.data.Dataset.from_tensor_slices(corpus[0]), tokenizer,
+                                  batch_size=8, sequence_length=32, pack=True)
+    pre = pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer))
+    pre.compile()
+    with pytest.raises(ValueError, match="no known length.*steps_per_epoch="):
+        pre.fit(stream, epochs=1, verbose=0)
+    history = pre.fit(stream, epochs=1, steps_per_epoch=3, verbose=0)
+    assert len(history.history["loss"]) == 1

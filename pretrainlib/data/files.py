@@ -93,6 +93,7 @@ class TextFiles:
         self.columns = ([formats.columns_of(p, self.format) for p in self.paths]
                         if self.format.name in ("csv", "tsv") else [None] * len(self.paths))
         self.records = sum(index.records for index in self.indexes)
+        self.largest_label, self._ids = None, None  # class ids: names -> id, if named
         self.class_names, self.label_dtype = self._labels(label_vocabulary)
         chunks = [(f, index.offsets[c], index.offsets[c + 1], index.counts[c])
                   for f, index in enumerate(self.indexes) for c in range(len(index.counts))]
@@ -121,13 +122,24 @@ class TextFiles:
                              f"and names ({name[0]}, line {name[1]}); use one type.")
         if given is None and kinds == {"float"}:
             return None, "float32"
-        if given is None and kinds == {"int"}:
+        if kinds == {"int"}:
             negative = [(label, where) for label, where in found.items() if label < 0]
             if negative:
                 label, (path, line) = negative[0]
                 raise ValueError(f"{path}, line {line}: class id {label} is negative; class "
                                  "ids count from 0 (or use names and a label vocabulary).")
-            return None, "int32"
+            self.largest_label = max(found)
+            if given is None:
+                return None, "int32"
+            names = label_names.vocabulary("label_vocabulary", (), given)
+            if self.largest_label >= len(names):
+                label, (path, line) = self.largest_label, found[self.largest_label]
+                raise ValueError(f"{path}, line {line}: class id {label}, but "
+                                 f"`label_vocabulary` names {len(names)} classes.")
+            return names, "int32"
+        if given is not None and kinds == {"float"}:
+            raise ValueError("`label_vocabulary` names classes; float labels are "
+                             "regression targets.")
         names = label_names.vocabulary("label_vocabulary", found, given)
         missing = [(label, where) for label, where in found.items() if str(label) not in names]
         if missing:
@@ -136,6 +148,7 @@ class TextFiles:
                              f"vocabulary {names[:20]}; add it to `label_vocabulary` or "
                              "drop the record.")
         self._ids = {name: i for i, name in enumerate(names)}
+        self.largest_label = max(self._ids[str(label)] for label in found)
         return names, "int32"
 
     def read(self, chunk: int):
@@ -147,7 +160,7 @@ class TextFiles:
             raise ValueError(f"{self.paths[f]} changed after it was indexed (a chunk held "
                              f"{self.chunk_count[chunk]} records, now {len(texts)}); "
                              "rebuild the dataset.")
-        if labels is not None and self.class_names is not None:
+        if labels is not None and self._ids is not None:
             labels = [self._ids[str(label)] for label in labels]
         return texts, labels
 
@@ -223,6 +236,9 @@ class FileRecords(epochs.EpochSource):
         positions = positions[skip:]
         picked = tuple(tf.gather(t, positions) for t in read)
         return picked if len(picked) > 1 else picked[0]
+
+    def largest_label(self) -> int | None:
+        return self.files.largest_label
 
     def layout(self, key):
         """Epoch `key`'s chunk order, the window of each chunk, the record each chunk

@@ -194,13 +194,20 @@ def dataset_length(name: str, dataset) -> int | None:
 
 
 def batches_per_epoch(dataset, steps_per_epoch: int | None) -> int:
-    """`steps_per_epoch` if given, else the dataset's length (counted if unknown)."""
+    """`steps_per_epoch` if given, else the dataset's length.
+
+    A dataset of unknown length (a stream, a `filter`) is not counted: a pass over
+    the data just to count it can take as long as an epoch, so the error asks for
+    `steps_per_epoch` (or the dataset's length, with `assert_cardinality`)."""
     if steps_per_epoch is not None:
         return validation.positive_int("steps_per_epoch", steps_per_epoch)
     steps = dataset_length("x", dataset)
-    if steps is None:  # endless (an error) or unknown: count one pass
-        steps = int(bounded("x", dataset, None, "steps_per_epoch")
-                    .reduce(0, lambda n, _: n + 1))
+    bounded("x", dataset, None, "steps_per_epoch")  # endless: an error
+    if steps is None:
+        raise ValueError(
+            "`x` has no known length (it streams, or was filtered), and counting its "
+            "batches would take a pass over it: pass `steps_per_epoch=`, or declare its "
+            "length with dataset.apply(tf.data.experimental.assert_cardinality(n)).")
     return steps
 
 
@@ -248,8 +255,8 @@ def check_labeled(name: str, dataset: tf.data.Dataset, steps: int | None, steps_
             "pass integer class ids, or use pl.heads.Regressor for real-valued targets.")
     largest = _LARGEST_LABEL.get(dataset)
     source = epochs.source_of(dataset)
-    if largest is None and isinstance(source, epochs.Examples) and len(source.columns) > 1:
-        largest = int(tf.reduce_max(source.columns[1]))  # the labels, in memory
+    if largest is None and source is not None:
+        largest = source.largest_label()  # the labels in memory, or a file index's
         _LARGEST_LABEL[dataset] = largest
     if largest is None:  # one pass over the labels per dataset, not per `fit`
         largest = int(dataset.map(lambda *batch: tf.reduce_max(batch[1])).reduce(
