@@ -1,5 +1,6 @@
 """MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1 pretrain as one
-process does, checkpoint from the chief only, and resume after being killed."""
+process does, checkpoint from the chief only, and resume after being killed; from
+in-memory texts and from a file packed as it streams."""
 
 import json
 import os
@@ -50,11 +51,16 @@ def weights(path):
 
 
 @pytest.mark.slow
-def test_two_workers_match_one_process_and_resume_after_a_kill(tmp_path):
+@pytest.mark.parametrize("from_files", [False, True])
+def test_two_workers_match_one_process_and_resume_after_a_kill(tmp_path, from_files):
     texts = list(pl.datasets.wordnet_supersenses().train.texts[:128])
     tokenizer = tmp_path / "tokenizer.json"
     pl.text.WordPieceTokenizer.train(texts, vocab_size=300).save(str(tokenizer))
-    env = {**ENV, "TOKENIZER": str(tokenizer)}
+    env = {**ENV, "TOKENIZER": str(tokenizer), "PRETRAINLIB_CACHE": str(tmp_path / "cache")}
+    if from_files:  # packed as they stream from a file, resumed from a recorded position
+        corpus = tmp_path / "corpus.txt"
+        corpus.write_text("\n".join(t.replace("\n", " ") for t in texts))
+        env["CORPUS"] = str(corpus)
     alone = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path)], env=env,
                            capture_output=True, text=True, timeout=600)
     assert alone.returncode == 0, alone.stderr[-3000:]

@@ -51,8 +51,12 @@ with strategy.scope():
     # arithmetic (attention key biases) into full steps of either sign, so the
     # comparison with one process would measure that instead (see tests/harness.py).
     pre.compile("sgd", learning_rate=0.05)
-data = pl.data.text_dataset(texts, tokenizer, batch_size=16, sequence_length=24, pack=True,
-                            seed=0)
+if os.environ.get("CORPUS"):  # the same texts packed as they stream from a file
+    data = pl.data.text_dataset(os.environ["CORPUS"], tokenizer, batch_size=16,
+                                sequence_length=24, pack=True, seed=0, buffer_size=64)
+else:
+    data = pl.data.text_dataset(texts, tokenizer, batch_size=16, sequence_length=24,
+                                pack=True, seed=0)
 callbacks = []
 if checkpoints:
     callbacks.append(pl.training.Checkpoint(checkpoints))  # at each epoch's end
