@@ -65,7 +65,8 @@ class TextFiles:
             `"text"`).
         text_column: CSV/TSV column (name in the header row, or position) of the
             text (default `"text"`).
-        label_field / label_column: where the label is, if the records have one.
+        label_field: JSON Lines field / TFRecord feature of the label, if any.
+        label_column: CSV/TSV column of the label, if any.
         document: plain text only: `"line"` (each non-empty line a document) or
             `"file"` (each file one document).
         label_vocabulary: class names in id order; default: the sorted string labels

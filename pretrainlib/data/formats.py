@@ -30,7 +30,13 @@ _BLOCK = 1 << 24  # bytes read at a time when scanning a text file
 
 @dataclasses.dataclass(frozen=True)
 class Format:
-    """How records are laid out in a file and which fields they give."""
+    """How records are laid out in a file and which fields they give.
+
+    Examples:
+        >>> from pretrainlib.data.formats import Format
+        >>> Format("tsv", text="gloss", label="label").delimiter
+        '\\t'
+    """
 
     name: str
     text: str | int | None = None  # JSON field / column / feature holding the text
@@ -44,7 +50,19 @@ class Format:
 
 @dataclasses.dataclass
 class FileIndex:
-    """What one pass over a file found: records, chunk offsets, labels."""
+    """What one pass over a file found: records, chunk offsets, labels.
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> from pretrainlib.data import formats
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+        >>> _ = path.write_text("one\\n\\ntwo\\nthree\\n")
+        >>> found = formats.index(str(path), formats.Format("text"), chunk=2)
+        >>> found.records, found.offsets.tolist(), found.counts.tolist()
+        (3, [0, 9, 15], [2, 1])
+        >>> formats.read(str(path), formats.Format("text"), 9, 15)
+        (['three'], None)
+    """
 
     path: str
     records: int
@@ -64,7 +82,13 @@ class FileIndex:
 
 
 class RecordError(ValueError):
-    """A record that cannot be read as the format says, with its file and line."""
+    """A record that cannot be read as the format says, with its file and line.
+
+    Examples:
+        >>> from pretrainlib.data.formats import RecordError
+        >>> str(RecordError("data.jsonl", 3, "not valid JSON"))
+        'data.jsonl, line 3: not valid JSON'
+    """
 
     def __init__(self, path: str, line: int | None, message: str):
         where = f"{path}, line {line}" if line is not None else path
