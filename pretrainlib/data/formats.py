@@ -170,8 +170,9 @@ def _index_whole_file(path, fmt):
 
 
 def _index_lines(path, chunk):
-    """Offsets of every `chunk`-th non-empty line, with a vectorized newline scan."""
-    starts, position, line, pending = [], 0, 1, b""
+    """Offsets of every `chunk`-th non-empty line, with a vectorized newline scan of
+    blocks of the file (memory: a block and the offsets kept, not one per line)."""
+    firsts, records, position, line, pending = [], 0, 0, 1, b""
     with open(path, "rb") as f:
         while True:
             block = f.read(_BLOCK)
@@ -194,16 +195,20 @@ def _index_lines(path, chunk):
             begins = np.concatenate([[0], ends[:-1] + 1]) if len(ends) else ends
             lengths = ends - begins
             carriage = (lengths == 1) & (array[np.minimum(begins, len(part) - 1)] == 13)
-            kept = (lengths > 0) & ~carriage
-            starts.append(begins[kept] + position)
+            starts = begins[(lengths > 0) & ~carriage]
+            # the records numbered 0, chunk, 2 * chunk, ... of the whole file
+            firsts.append(starts[(-records) % chunk::chunk] + position)
+            records += len(starts)
             position += len(part)
             line += len(ends)
             if not block:
                 break
-    starts = np.concatenate(starts) if starts else np.zeros(0, "int64")
-    if len(starts) == 0:
+    if records == 0:
         raise RecordError(path, None, "the file holds no text (no non-empty line)")
-    return _chunked(path, starts.astype("int64"), position, chunk, {})
+    first = np.concatenate(firsts).astype("int64")
+    counts = np.full(len(first), chunk, "int64")
+    counts[-1] = records - chunk * (len(first) - 1)
+    return FileIndex(path, records, np.append(first, position).astype("int64"), counts, {})
 
 
 def _index_parsed(path, fmt, chunk):
