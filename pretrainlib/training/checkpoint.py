@@ -128,13 +128,14 @@ class Checkpoint(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._done = self._offset  # batches of this epoch trained
 
     def on_train_batch_end(self, batch, logs=None):
         # With steps_per_execution > 1 this runs once per execution (`batch` is its
         # last batch), so save on crossing a multiple of `every_steps`, not on one.
+        done = self._done = self._offset + batch + 1
         if self.every_steps is None:
             return
-        done = self._offset + batch + 1
         total = self._global_batches(self._epoch, done)
         if self._saved_at is None:
             self._saved_at = self._global_batches(self._epoch, self._offset)
@@ -143,8 +144,10 @@ class Checkpoint(keras.callbacks.Callback):
             self._saved_at = total
 
     def on_epoch_end(self, epoch, logs=None):
-        self._offset = 0
-        self.save(epoch + 1, 0)
+        # An epoch stopped early (`model.stop_training` set mid-epoch) is saved
+        # where it stopped, so a resume trains the rest of it.
+        done, self._offset = self._done, 0
+        self.save(epoch, done)
 
     def _global_batches(self, epoch: int, batch: int) -> int:
         steps = self._run.get("steps_per_epoch", 0)

@@ -158,6 +158,8 @@ class Run:
             histories.append(keras_fit(stream, epochs=initial_epoch + 1,
                                        steps_per_epoch=self.steps - offset,
                                        initial_epoch=initial_epoch))
+            if model.stop_training:  # a callback stopped the run (EarlyStopping, ...)
+                return _merged(histories)
             # The rest is a second stream (built now: a positional one starts where
             # the epoch's last batch ended), or the same iterator read on.
             if not bridged:
