@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 import pretrainlib as pl
+import results  # benchmarks/results.py, beside this script
 
 
 def epoch_rate(dataset) -> float:
@@ -105,8 +106,7 @@ def main(argv=None):
     }
     print(json.dumps(result, indent=1))
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        results.write(result, args.out)
 
 
 if __name__ == "__main__":

@@ -46,10 +46,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import pretrainlib as pl  # noqa: E402
+import results  # noqa: E402  (benchmarks/results.py, beside this script)
 
 FILE_BYTES = 100 * 2**20  # bytes per corpus file
 
@@ -316,8 +316,7 @@ def main(argv=None):
     result = run(args)
     print(json.dumps(result, indent=1))
     if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
+        results.write(result, args.out)
 
 
 if __name__ == "__main__":

@@ -321,22 +321,28 @@ def _decoded(path, data: bytes, line: int) -> str:
 def _json_fields(value, fmt, path=None, line=None):
     if not isinstance(value, dict):
         raise RecordError(path, line, f"a JSON object is expected, not {type(value).__name__}")
-    out = []
-    for role, key in (("text_field", fmt.text), ("label_field", fmt.label)):
-        if key is None:
-            out.append(None)
-            continue
-        if key not in value:
-            raise RecordError(path, line, f"no field `{role}={key!r}`; the record has "
-                              f"{sorted(value)[:10]}")
-        out.append(value[key])
-    text, label = out
+    def missing(role, key):
+        raise RecordError(path, line, f"no field `{role}={key!r}`; the record has "
+                          f"{sorted(value)[:10]}")
+
+    text, label = _fields(fmt, value, value.get, missing)
     if not isinstance(text, str):
         raise RecordError(path, line, f"field {fmt.text!r} must be a string, not "
                           f"{type(text).__name__}")
     if fmt.label is not None:
         _check_label(label, path, line)
     return text, label
+
+
+def _fields(fmt, record, value, missing):
+    """(text, label) of a record: `value(key)` of each key `fmt` names (None where it
+    names none); `missing(role, key)` raises for a key the record lacks."""
+    out = []
+    for role, key in (("text_field", fmt.text), ("label_field", fmt.label)):
+        if key is not None and key not in record:
+            missing(role, key)
+        out.append(None if key is None else value(key))
+    return out
 
 
 def _row_fields(row, columns, fmt, path=None, line=None):
@@ -360,23 +366,20 @@ def _example_fields(record: bytes, fmt, path=None, number=None):
         features = tf.train.Example.FromString(record).features.feature
     except Exception:
         raise RecordError(path, None, f"record {number} is not a tf.train.Example") from None
-    out = []
-    for role, key in (("text_field", fmt.text), ("label_field", fmt.label)):
-        if key is None:
-            out.append(None)
-            continue
-        if key not in features:
-            raise RecordError(path, None, f"record {number} has no feature `{role}={key!r}`; "
-                              f"it has {sorted(features)[:10]}")
+    def missing(role, key):
+        raise RecordError(path, None, f"record {number} has no feature `{role}={key!r}`; "
+                          f"it has {sorted(features)[:10]}")
+
+    def value(key):
         feature = features[key]
         kind = feature.WhichOneof("kind")
         values = list(getattr(feature, kind).value) if kind else []
         if len(values) != 1:
             raise RecordError(path, None, f"feature {key!r} of record {number} must hold "
                               f"one value, not {len(values)}")
-        value = values[0]
-        out.append(value.decode("utf-8") if isinstance(value, bytes) else value)
-    text, label = out
+        return values[0].decode("utf-8") if isinstance(values[0], bytes) else values[0]
+
+    text, label = _fields(fmt, features, value, missing)
     if not isinstance(text, str):
         raise RecordError(path, None, f"feature {fmt.text!r} must be a bytes (string) "
                           "feature")
