@@ -22,6 +22,7 @@ returns draws a fresh key per pass, as a reshuffling dataset does.
 from __future__ import annotations
 
 import random
+import types
 import weakref
 from typing import Callable
 
@@ -214,6 +215,11 @@ def prepared(batches: tf.data.Dataset, key, first_batch, batch_size: int, prepar
 
 
 def _copy(source: EpochSource) -> EpochSource:
+    """A shallow copy; a `batches` that is a method of `source` becomes the copy's,
+    so that what the copy changes (a shard's chunks, its batch size) is read."""
     other = object.__new__(type(source))
     other.__dict__.update(source.__dict__)
+    batches = source._batches
+    if getattr(batches, "__self__", None) is source:
+        other._batches = types.MethodType(batches.__func__, other)
     return other

@@ -156,9 +156,14 @@ class TrainerOverrides:
         # per-pass draw upstream (`shuffle`, packing order), so the run would train
         # on other batches than the same run on one device. The data's specs are
         # all the symbolic build needs.
+        # A dataset distributed per worker (`distribute_datasets_from_function`)
+        # carries its workers' element spec as `per_worker_spec`.
         if iterator is not None and data_batch is None:
             adapter = getattr(iterator, "data_adapter", None)
-            spec = getattr(adapter.get_tf_dataset(), "element_spec", None) if adapter else None
+            dataset = adapter.get_tf_dataset() if adapter else None
+            spec = getattr(dataset, "per_worker_spec", None)
+            if spec is None and isinstance(dataset, tf.data.Dataset):
+                spec = dataset.element_spec
             if spec is not None:
                 iterator, data_batch = None, spec
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)

@@ -94,8 +94,8 @@ class Pretrainer(TrainingCore, keras.Model):
         spec = dataset.element_spec
         check_shapes(name, spec[0] if isinstance(spec, tuple) else spec, self.backbone)
 
-    def _stream_view(self, stream, first_batch):
-        return self._objective_view(stream, self.seed, first_batch)
+    def _stream_view(self, stream, first_batch, step=1):
+        return self._objective_view(stream, self.seed, first_batch, step)
 
     def _evaluation_view(self, dataset):
         # Its own stream, restarting at 0: every evaluation scores the same draws.

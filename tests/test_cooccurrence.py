@@ -68,6 +68,10 @@ def test_counts_streamed_in_blocks_equal_one_pass_and_files_equal_lists(
     blocks = _pair_counts(iter(glosses), tokenizer, tokenizer.vocab_size, 3)
     np.testing.assert_array_equal(whole[0], blocks[0])
     np.testing.assert_array_equal(whole[1], blocks[1])
+    monkeypatch.setattr(cooccurrence, "_DENSE_BYTES", 0)  # sparse merging, as for big
+    sparse = _pair_counts(iter(glosses), tokenizer, tokenizer.vocab_size, 3)  # vocabularies
+    np.testing.assert_array_equal(whole[0], sparse[0])
+    np.testing.assert_array_equal(whole[1], sparse[1])
     monkeypatch.setenv("PRETRAINLIB_CACHE", str(tmp_path / "cache"))
     path = tmp_path / "glosses.txt"
     path.write_text("\n".join(g.replace("\n", " ") for g in glosses))

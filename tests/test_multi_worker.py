@@ -91,3 +91,35 @@ def test_two_workers_match_one_process_and_resume_after_a_kill(tmp_path, from_fi
         _, after = weights(resumed / f"worker_{i}.npz")
         for a, b in zip(after, first):
             np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_each_worker_reads_its_own_chunks_of_the_files(tmp_path):
+    wordnet = pl.datasets.wordnet_supersenses()
+    sample = wordnet.train.sample(2700, seed=0)
+    for i in range(3):  # three files of 900 records: three chunks of the index
+        with open(tmp_path / f"part-{i}.jsonl", "w") as f:
+            for text, label in list(zip(sample.texts, sample.labels))[i::3]:
+                f.write(json.dumps({"text": text, "label": int(label)}) + "\n")
+    tokenizer = tmp_path / "tokenizer.json"
+    pl.text.WordPieceTokenizer.train(list(sample.texts), vocab_size=300).save(str(tokenizer))
+    env = {**ENV, "TOKENIZER": str(tokenizer), "LABELED": str(tmp_path / "part-*.jsonl"),
+           "PRETRAINLIB_CACHE": str(tmp_path / "cache")}
+    codes, reports = two_workers(tmp_path, env=env)
+    assert codes == [0, 0]
+    reads = [set(r["reads"]) for r in reports]
+    assert reads[0] and reads[1] and not reads[0] & reads[1]  # disjoint
+    assert reads[0] | reads[1] == {0, 1, 2}  # together: every chunk of the files
+    (loss, first), (_, second) = (weights(tmp_path / f"worker_{i}.npz") for i in range(2))
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)  # one model, all-reduced
+    assert loss[-1] < loss[0]
+
+    # killed two steps into epoch 1 and resumed: the uninterrupted run's weights
+    resumed, checkpoints = tmp_path / "resumed", tmp_path / "checkpoints"
+    resumed.mkdir()
+    assert two_workers(resumed, checkpoints, 8, env=env)[0] == [-9, -9]
+    assert two_workers(resumed, checkpoints, env=env)[0] == [0, 0]
+    for i in range(2):
+        for a, b in zip(weights(resumed / f"worker_{i}.npz")[1], first):
+            np.testing.assert_allclose(a, b, atol=1e-6)

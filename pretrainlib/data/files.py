@@ -211,8 +211,30 @@ class FileRecords(epochs.EpochSource):
         self.buffer_size = validation.positive_int("buffer_size", buffer_size)
         self.shuffle = bool(shuffle)
         self.prepare = prepare
+        self.chunks = np.arange(len(files.chunk_count))  # the chunks read (a shard's)
         super().__init__(self._epoch_batches, -(-files.records // self.batch_size), seed,
                          draws)
+
+    def shard(self, index: int, count: int) -> "FileRecords":
+        """Input pipeline `index` of `count` (one per worker): the same epochs of its
+        own chunks only (chunk `c` goes to pipeline `c % count`), batches of
+        `batch_size // count`, and as many full batches per epoch as the pipeline
+        with the fewest records has, so that every worker takes the same steps.
+        What a longer shard leaves over at an epoch's end is the tail of that
+        epoch's order: other records each epoch."""
+        if self.batch_size % count:
+            raise ValueError(f"`batch_size={self.batch_size}` must divide by the {count} "
+                             "input pipelines (workers) to shard the files between them.")
+        if len(self.chunks) < count:
+            raise ValueError(f"The files hold {len(self.chunks)} chunks of records, fewer "
+                             f"than the {count} workers to shard them between.")
+        other = epochs._copy(self)
+        other.chunks = self.chunks[self.chunks % count == index]
+        other.batch_size = self.batch_size // count
+        other.num_batches = min(
+            int(self.files.chunk_count[self.chunks[self.chunks % count == i]].sum())
+            for i in range(count)) // other.batch_size
+        return other
 
     def _read_window(self, chunks):
         texts, labels = [], []
@@ -244,7 +266,7 @@ class FileRecords(epochs.EpochSource):
     def layout(self, key):
         """Epoch `key`'s chunk order, the window of each chunk, the record each chunk
         starts at, and the number of windows."""
-        order = tf.range(len(self.files.chunk_count), dtype="int64")
+        order = tf.constant(self.chunks, "int64")
         if self.shuffle:
             order = tf.random.experimental.stateless_shuffle(order, key)
         counts = tf.gather(tf.constant(self.files.chunk_count), order)
@@ -269,7 +291,8 @@ class FileRecords(epochs.EpochSource):
         holder = tf.searchsorted(starts, [first], side="right")[0] - 1  # chunk with `first`
         first_window = window_of[holder]
         skip = first - tf.reduce_min(tf.boolean_mask(starts, window_of == first_window))
-        batches = self.windows(key, first_window, skip).unbatch().batch(self.batch_size)
+        batches = (self.windows(key, first_window, skip).unbatch().batch(self.batch_size)
+                   .take(self.num_batches - first_batch))  # a shard's: full batches only
         if self.prepare is None:
             return batches
         return epochs.prepared(batches, key, first_batch, self.batch_size, self.prepare)

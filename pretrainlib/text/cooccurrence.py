@@ -20,6 +20,7 @@ from pretrainlib import validation
 from pretrainlib.data import files
 
 _BLOCK = 8192  # texts tokenized and counted at a time
+_DENSE_BYTES = 2**28  # the largest dense count table (a 8,192-token vocabulary)
 
 
 def cooccurrence_embeddings(
@@ -100,16 +101,31 @@ def cooccurrence_embeddings(
 
 def _pair_counts(texts, tokenizer, vocab_size: int, window: int):
     """Distinct token pairs (`left * vocab_size + right`, sorted) at most `window`
-    apart in a text, both ways, and their counts, from `texts` in blocks."""
-    pairs, counts, pending = np.zeros(0, "int64"), np.zeros(0, "int64"), []
-    for block in _blocks(texts, _BLOCK):
-        keys = _block_pairs(tokenizer.token_ids(block), vocab_size, window)
-        if keys.size:
-            pending.append(np.unique(keys, return_counts=True))
-        if sum(len(k) for k, _ in pending) > 4 * len(pairs) + _BLOCK * 16:
-            pairs, counts = _merged(pairs, counts, pending)
-            pending = []
-    pairs, counts = _merged(pairs, counts, pending)
+    apart in a text, both ways, and their counts, from `texts` in blocks.
+
+    Counts go into a dense int32 `[vocab, vocab]` table when it takes at most
+    `_DENSE_BYTES` (vocabularies up to 8,192 tokens): memory fixed by the
+    vocabulary, whatever the corpus. Larger vocabularies merge sparse counts block
+    by block (memory: the distinct pairs seen)."""
+    blocks = (_block_pairs(tokenizer.token_ids(block), vocab_size, window)
+              for block in _blocks(texts, _BLOCK))
+    if vocab_size * vocab_size * 4 <= _DENSE_BYTES:
+        table = np.zeros(vocab_size * vocab_size, "int32")
+        for keys in blocks:
+            found, times = np.unique(keys, return_counts=True)
+            table[found] += times.astype("int32")
+        pairs = np.flatnonzero(table)
+        counts = table[pairs].astype("int64")
+        del table
+    else:
+        pairs, counts, pending = np.zeros(0, "int64"), np.zeros(0, "int64"), []
+        for keys in blocks:
+            if keys.size:
+                pending.append(np.unique(keys, return_counts=True))
+            if sum(len(k) for k, _ in pending) > 4 * len(pairs) + _BLOCK * 16:
+                pairs, counts = _merged(pairs, counts, pending)
+                pending = []
+        pairs, counts = _merged(pairs, counts, pending)
     if pairs.size == 0:
         raise ValueError(
             "`texts` hold no two tokens within `window` of each other in one text, so "
@@ -152,13 +168,16 @@ def _merged(pairs, counts, pending):
 
 def _ppmi(pairs: np.ndarray, counts: np.ndarray, vocab_size: int, smoothing: float):
     """The PPMI matrix as a `tf.sparse.SparseTensor` `[vocab, vocab]`."""
-    left, right = pairs // vocab_size, pairs % vocab_size  # sorted: row-major order
-    counts = counts.astype("float64")
-    total = counts.sum()
+    left, right = divmod(pairs, vocab_size)  # sorted: row-major order
+    total = float(counts.sum())
     p_left = np.bincount(left, counts, vocab_size) / total
     context = np.bincount(right, counts, vocab_size) ** smoothing
     p_context = context / context.sum()
-    pmi = np.log(counts / total / (p_left[left] * p_context[right]))
+    # log(p(l, r) / (p(l) p_c(r))), term by term, to keep one array per pair alive
+    pmi = np.log(counts / total)
+    with np.errstate(divide="ignore"):  # tokens never seen: never indexed below
+        pmi -= np.log(p_left)[left]
+        pmi -= np.log(p_context)[right]
     keep = pmi > 0
     return tf.sparse.SparseTensor(
         indices=np.stack([left[keep], right[keep]], axis=1),

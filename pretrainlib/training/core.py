@@ -207,8 +207,10 @@ class TrainingCore(keras_compat.TrainerOverrides):
     def _begin_run(self, epoch: int) -> None:
         """Called once a run's state is final, with the absolute epoch it starts in."""
 
-    def _stream_view(self, stream, first_batch: int):
-        """The one stream a streamed run reads, given the index of its first batch."""
+    def _stream_view(self, stream, first_batch: int, step: int = 1):
+        """The one stream a streamed run reads, given the number of its first batch
+        and the step between the numbers of its batches (one input pipeline of
+        `step`, when each worker reads its own share)."""
         return stream
 
     def _evaluation_view(self, dataset):

@@ -13,7 +13,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from pretrainlib import epochs, validation
+from pretrainlib import epochs, keras_compat, validation
+from pretrainlib.epochs import source_of
 from pretrainlib.training import checkpoint as checkpointing
 from pretrainlib.training.inputs import batches_per_epoch
 
@@ -56,6 +57,10 @@ class Run:
         self.checkpoint = checkpointing.find(self.callbacks)
         self.schedule = model._schedule()
         self.steps = batches_per_epoch(x, steps_per_epoch)
+        source = source_of(x)  # (`epochs` is an argument here)
+        self.shards = _shards(model.distribute_strategy, source)
+        if self.shards and steps_per_epoch is None:  # every worker's full batches
+            self.steps = source.shard(0, self.shards).num_batches
         # Every run reads one stream of batches (Keras's iterator kept across epochs),
         # so that a checkpoint changes nothing but what is written. Keras runs whole
         # executions, which on one stream need `steps_per_execution` to divide the
@@ -137,6 +142,12 @@ class Run:
 
         def stream_from(batch: int) -> tf.data.Dataset:
             """The run's batches from `batch` (counted from the run's first) on."""
+            if self.shards:  # each worker reads its own share, from its position
+                specs = []
+                distributed = model.distribute_strategy.distribute_datasets_from_function(
+                    lambda context: specs.append(shard_stream(batch, context)) or specs[-1])
+                distributed.per_worker_spec = specs[-1].element_spec  # for Keras's build
+                return distributed
             if positional:  # from the position its batch `batch - 1` ended at
                 position = resumed_at if batch == skip else source.position_after(batch)
                 data = source.run_stream(position, first_epoch, batch)
@@ -146,6 +157,16 @@ class Run:
             else:
                 data = self.x.repeat().skip(batch)
             return model._stream_view(data, state["first_step"] + batch)
+
+        def shard_stream(batch: int, context) -> tf.data.Dataset:
+            """Worker `context.input_pipeline_id`'s share of the run from `batch` on;
+            its batches numbered apart from every other worker's."""
+            shard = source.shard(context.input_pipeline_id, context.num_input_pipelines)
+            epoch, within = divmod(batch, shard.num_batches)
+            return model._stream_view(
+                shard.stream(first_epoch + epoch, within),
+                (state["first_step"] + batch) * self.shards + context.input_pipeline_id,
+                self.shards)
 
         stream = stream_from(skip)
         histories = []
@@ -170,6 +191,22 @@ class Run:
         histories.append(keras_fit(stream, steps_per_epoch=self.steps,
                                    initial_epoch=initial_epoch))
         return _merged(histories)
+
+
+def _shards(strategy, source) -> int | None:
+    """The number of workers that each read their own share of `source` (files, by
+    chunk): under a multi-worker strategy with one replica per worker, a source
+    that shards, and at least a chunk per worker. Otherwise None: every worker
+    reads the whole stream and keeps its part of each batch (tf.data's data
+    sharding)."""
+    if source is None or not hasattr(source, "shard") or not keras_compat.is_multi_worker(
+            strategy):
+        return None
+    workers = strategy.cluster_resolver.cluster_spec().num_tasks("worker")
+    if (workers < 2 or strategy.num_replicas_in_sync != workers
+            or len(source.chunks) < workers or source.batch_size % workers):
+        return None
+    return workers
 
 
 def _resumed_source(source, saved_seed, saver):

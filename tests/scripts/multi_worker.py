@@ -5,7 +5,10 @@ Run by tests/test_multi_worker.py: once without TF_CONFIG (one process, the same
 global batch), then as two processes on 127.0.0.1. Reads the tokenizer from the JSON
 file named by $TOKENIZER (one vocabulary for every process: training one per process
 may break ties at the vocabulary's cut differently). Writes the final weights and the
-loss history to `OUT`/worker_<i>.npz (`OUT`/single.npz alone).
+loss history to `OUT`/worker_<i>.npz (`OUT`/single.npz alone). With $CORPUS (a file)
+the texts are packed as they stream from it; with $LABELED (a glob of JSON Lines
+files with "text" and "label") a classifier fine-tunes on them in 6-step epochs,
+each worker reading its own chunks (the report lists the chunks it read).
 
     python tests/scripts/multi_worker.py OUT [CHECKPOINTS [KILL_AT_STEP]]
 """
@@ -43,30 +46,49 @@ class Kill(keras.callbacks.Callback):
 texts = list(pl.datasets.wordnet_supersenses().train.texts[:128])
 tokenizer = pl.text.WordPieceTokenizer.load(os.environ["TOKENIZER"])
 keras.utils.set_random_seed(0)
-with strategy.scope():
-    pre = pl.Pretrainer(pl.backbones.TextEncoder(tokenizer.vocab_size, num_layers=1,
-                                                 hidden_dim=32, max_sequence_length=24),
-                        pl.objectives.MaskedLM(tokenizer=tokenizer))
-    # SGD, not Adam: Adam turns the float noise of gradients that are zero in exact
-    # arithmetic (attention key biases) into full steps of either sign, so the
-    # comparison with one process would measure that instead (see tests/harness.py).
-    pre.compile("sgd", learning_rate=0.05)
-if os.environ.get("CORPUS"):  # the same texts packed as they stream from a file
-    data = pl.data.text_dataset(os.environ["CORPUS"], tokenizer, batch_size=16,
-                                sequence_length=24, pack=True, seed=0, buffer_size=64)
-else:
-    data = pl.data.text_dataset(texts, tokenizer, batch_size=16, sequence_length=24,
-                                pack=True, seed=0)
+reads = []  # the chunks of the files this process read
+
+
+def build():
+    """The model (built and compiled under the strategy), its data, steps per epoch."""
+    with strategy.scope():
+        encoder = pl.backbones.TextEncoder(tokenizer.vocab_size, num_layers=1, hidden_dim=32,
+                                           max_sequence_length=24)
+        if os.environ.get("LABELED"):
+            model = pl.FineTuner(encoder, pl.heads.Classifier(6),
+                                 policy=pl.freezing.FullFineTune())
+        else:
+            model = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tokenizer))
+        # SGD, not Adam: Adam turns the float noise of gradients that are zero in exact
+        # arithmetic (attention key biases) into full steps of either sign, so the
+        # comparison with one process would measure that instead (see tests/harness.py).
+        model.compile("sgd", learning_rate=0.05)
+    if os.environ.get("LABELED"):  # labeled JSON Lines files, each worker its own chunks
+        read = pl.data.TextFiles.read
+        pl.data.TextFiles.read = lambda self, chunk: reads.append(int(chunk)) or read(
+            self, chunk)
+        data = pl.data.text_dataset(os.environ["LABELED"], tokenizer, label_field="label",
+                                    batch_size=16, sequence_length=24, seed=0)
+        return model, data, 6
+    if os.environ.get("CORPUS"):  # the same texts packed as they stream from a file
+        return model, pl.data.text_dataset(os.environ["CORPUS"], tokenizer, batch_size=16,
+                                           sequence_length=24, pack=True, seed=0,
+                                           buffer_size=64), None
+    return model, pl.data.text_dataset(texts, tokenizer, batch_size=16, sequence_length=24,
+                                       pack=True, seed=0), None
+
+
+pre, data, steps = build()
 callbacks = []
 if checkpoints:
     callbacks.append(pl.training.Checkpoint(checkpoints))  # at each epoch's end
 if kill_at is not None:
     callbacks.append(Kill())
-history = pre.fit(data, epochs=3, callbacks=callbacks, verbose=0)
+history = pre.fit(data, epochs=3, callbacks=callbacks, verbose=0, steps_per_epoch=steps)
 name = "single" if index is None else f"worker_{index}"
 np.savez(out / f"{name}.npz", loss=np.array(history.history["loss"]),
          *[np.asarray(w) for w in pre.get_weights()])
 print(json.dumps({"worker": index, "replicas": strategy.num_replicas_in_sync,
-                  "batches_per_epoch": int(data.cardinality()),
+                  "batches_per_epoch": steps or int(data.cardinality()), "reads": reads,
                   "checkpoints": sorted(p.name for p in pathlib.Path(checkpoints).iterdir())
                   if checkpoints else [], "loss": history.history["loss"]}))
