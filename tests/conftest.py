@@ -1,6 +1,9 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# File indexes the tests build (theirs and their subprocesses') go to a temporary
+# folder, not the user's ~/.cache.
+os.environ.setdefault("PRETRAINLIB_CACHE", __import__("tempfile").mkdtemp(prefix="pl-cache-"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
