@@ -11,7 +11,6 @@ from pretrainlib.data import files, labels as label_names, packing
 
 AUTOTUNE = tf.data.AUTOTUNE
 _TOKENIZE_CHUNK = 1024
-_FILE_ARGUMENTS = ("format", "text_field", "text_column", "label_field", "label_column")
 
 
 def text_dataset(
