@@ -121,7 +121,10 @@ class TextFiles:
             name = next((p, line) for k, (p, line) in found.items() if isinstance(k, str))
             raise ValueError(f"The label column mixes numbers ({number[0]}, line {number[1]}) "
                              f"and names ({name[0]}, line {name[1]}); use one type.")
-        if given is None and kinds == {"float"}:
+        if kinds == {"float"}:
+            if given is not None:
+                raise ValueError("`label_vocabulary` names classes; float labels are "
+                                 "regression targets.")
             return None, "float32"
         if kinds == {"int"}:
             negative = [(label, where) for label, where in found.items() if label < 0]
@@ -138,9 +141,6 @@ class TextFiles:
                 raise ValueError(f"{path}, line {line}: class id {label}, but "
                                  f"`label_vocabulary` names {len(names)} classes.")
             return names, "int32"
-        if given is not None and kinds == {"float"}:
-            raise ValueError("`label_vocabulary` names classes; float labels are "
-                             "regression targets.")
         names = label_names.vocabulary("label_vocabulary", found, given)
         missing = [(label, where) for label, where in found.items() if str(label) not in names]
         if missing:

@@ -159,9 +159,7 @@ def _by_class(root, class_names):
 def _common(paths, headers, image_size, channels):
     """The (height, width, channels) every image comes out with."""
     if channels is None:
-        depths = {}
-        for p, (_, _, c) in zip(paths, headers):
-            depths.setdefault(c, p)
+        depths = _first_path_of(paths, [c for _, _, c in headers])
         if len(depths) > 1:
             (a, pa), (b, pb) = list(depths.items())[:2]
             raise ValueError(f"The images mix channels: {pa} has {a}, {pb} has {b}. Pass "
@@ -170,14 +168,20 @@ def _common(paths, headers, image_size, channels):
         channels = 3 if channels == 4 else channels  # RGBA read as RGB
     if image_size is not None:
         return (*image_size, channels)
-    sizes = {}
-    for p, (h, w, _) in zip(paths, headers):
-        sizes.setdefault((h, w), p)
+    sizes = _first_path_of(paths, [(h, w) for h, w, _ in headers])
     if len(sizes) > 1:
         (a, pa), (b, pb) = list(sizes.items())[:2]
         raise ValueError(f"The images differ in size: {pa} is {a[0]}x{a[1]}, {pb} is "
                          f"{b[0]}x{b[1]}. Pass image_size=(height, width) to resize them.")
     return (*next(iter(sizes)), channels)
+
+
+def _first_path_of(paths, values) -> dict:
+    """Each distinct value, with the first path that has it."""
+    first = {}
+    for path, value in zip(paths, values):
+        first.setdefault(value, path)
+    return first
 
 
 def _header(path):

@@ -41,14 +41,16 @@ def packed_inputs(rows, tokenizer, reset_attention: bool) -> dict:
     return {"token_ids": rows, "padding_mask": mask}
 
 
+def closed(docs: tf.RaggedTensor, tokenizer) -> tf.RaggedTensor:
+    """Documents' token ids (int32 ragged `[docs, None]`), each closed by `[SEP]`."""
+    sep = tf.fill([docs.nrows(), 1], tf.constant(tokenizer.sep_id, "int32"))
+    return tf.concat([docs, tf.RaggedTensor.from_tensor(sep)], axis=1)
+
+
 def _tokens(tokenizer):
     """`tokens(texts)`: the texts' token ids end to end, each text closed by [SEP]."""
-    sep = tf.constant([tokenizer.sep_id], "int32")
-
     def tokens(texts):
-        docs = tf.cast(tokenizer.tokenize(texts), "int32")
-        ends = tf.RaggedTensor.from_tensor(tf.tile(sep[None], [docs.nrows(), 1]))
-        return tf.concat([docs, ends], axis=1).flat_values
+        return closed(tf.cast(tokenizer.tokenize(texts), "int32"), tokenizer).flat_values
 
     return tokens
 

@@ -213,9 +213,7 @@ def _packed_dataset(texts, tokenizer, batch_size, sequence_length, shuffle, seed
                     reset_attention=False):
     # Tokenize once; keep documents as rows of a ragged tensor so each epoch can
     # reshuffle document order before packing.
-    docs = tokenizer.token_ids(texts)
-    sep = tf.fill([docs.nrows(), 1], tf.constant(tokenizer.sep_id, "int32"))
-    docs = tf.concat([docs, tf.RaggedTensor.from_tensor(sep)], axis=1)
+    docs = packing.closed(tokenizer.token_ids(texts), tokenizer)
     body = sequence_length - 1  # every row starts with [CLS]
     num_rows = int(docs.flat_values.shape[0]) // body
     num_batches = num_rows // batch_size
@@ -277,13 +275,9 @@ def _file_dataset(corpus: files.TextFiles, tokenizer, batch_size, sequence_lengt
         return packing.PackedFiles(records, tokenizer, batch_size, sequence_length,
                                    reset_attention, seed).dataset()
 
-    def prepare(batch):
-        texts, *labels = batch if corpus.labeled else (batch,)
-        encoded = tokenizer.encode(texts, sequence_length)
-        return (encoded, *labels) if labels else encoded
-
     source = files.FileRecords(corpus, batch_size, shuffle=shuffle, seed=seed,
-                               buffer_size=buffer_size, prepare=prepare)
+                               buffer_size=buffer_size,
+                               prepare=_encoder(tokenizer, sequence_length, corpus.labeled))
     return _named(source.dataset(), corpus.class_names)
 
 
@@ -306,7 +300,7 @@ def _streamed_dataset(dataset, tokenizer, batch_size, sequence_length, pack, res
             raise ValueError("`pack=True` mixes documents in one row, so it cannot carry "
                              "labels; pass a dataset of strings.")
         return packing.streamed_packing(dataset, tokenizer, batch_size, sequence_length,
-                                 reset_attention)
+                                        reset_attention)
     names = None
     if labeled and spec[1].dtype == tf.string:
         if vocabulary is None:
@@ -317,16 +311,29 @@ def _streamed_dataset(dataset, tokenizer, batch_size, sequence_length, pack, res
             tf.lookup.KeyValueTensorInitializer(tf.constant(names),
                                                 tf.range(len(names), dtype="int32")), -1)
 
-        def ids(texts, labels):
+        def to_ids(labels):
             found = table.lookup(labels)
             tf.debugging.assert_non_negative(
                 found, message="a label of the dataset is not in `label_vocabulary`")
-            return texts, found
-    elif vocabulary is not None:
-        names = label_names.vocabulary("label_vocabulary", (), vocabulary)
-    batches = dataset.batch(batch_size)
-    if names is not None and spec[1].dtype == tf.string:
-        batches = batches.map(ids)
-    encode = (lambda t, y: (tokenizer.encode(t, sequence_length), y)) if labeled else (
-        lambda t: tokenizer.encode(t, sequence_length))
-    return _named(batches.map(encode, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE), names)
+            return found
+    else:
+        to_ids = None
+        if vocabulary is not None:
+            names = label_names.vocabulary("label_vocabulary", (), vocabulary)
+    encode = _encoder(tokenizer, sequence_length, labeled, to_ids)
+    return _named(dataset.batch(batch_size).map(
+        lambda *batch: encode(batch if labeled else batch[0]),
+        num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE), names)
+
+
+def _encoder(tokenizer, sequence_length, labeled, to_ids=None):
+    """`encode(batch)`: a batch of texts (or of (texts, labels)) as model inputs (and
+    labels, through `to_ids` if given)."""
+    def encode(batch):
+        texts, *labels = batch if labeled else (batch,)
+        encoded = tokenizer.encode(texts, sequence_length)
+        if not labels:
+            return encoded
+        return encoded, labels[0] if to_ids is None else to_ids(labels[0])
+
+    return encode

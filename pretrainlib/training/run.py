@@ -13,7 +13,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from pretrainlib import epochs, keras_compat, validation
+from pretrainlib import keras_compat, validation
 from pretrainlib.epochs import source_of
 from pretrainlib.training import checkpoint as checkpointing
 from pretrainlib.training.inputs import batches_per_epoch
@@ -57,7 +57,7 @@ class Run:
         self.checkpoint = checkpointing.find(self.callbacks)
         self.schedule = model._schedule()
         self.steps = batches_per_epoch(x, steps_per_epoch)
-        source = source_of(x)  # (`epochs` is an argument here)
+        source = source_of(x)  # the `pl.epochs` source that built `x`, if any
         self.shards = _shards(model.distribute_strategy, source)
         if self.shards and steps_per_epoch is None:  # every worker's full batches
             self.steps = source.shard(0, self.shards).num_batches
@@ -107,7 +107,7 @@ class Run:
             model._begin_run(self.epoch_offset + initial_epoch)
             return keras_fit(self.x, steps_per_epoch=self.steps_per_epoch,
                              initial_epoch=initial_epoch)
-        source = epochs.source_of(self.x)
+        source = source_of(self.x)  # `x` may have become cached features
         positional = getattr(source, "positional", False)  # resumed from a position
         resumed_at = None
         state = {"first_epoch": initial_epoch, "steps_per_epoch": self.steps,
@@ -144,9 +144,15 @@ class Run:
             """The run's batches from `batch` (counted from the run's first) on."""
             if self.shards:  # each worker reads its own share, from its position
                 specs = []
+
+                def pipeline(context):
+                    dataset = shard_stream(batch, context)
+                    specs.append(dataset.element_spec)
+                    return dataset
+
                 distributed = model.distribute_strategy.distribute_datasets_from_function(
-                    lambda context: specs.append(shard_stream(batch, context)) or specs[-1])
-                distributed.per_worker_spec = specs[-1].element_spec  # for Keras's build
+                    pipeline)
+                distributed.per_worker_spec = specs[-1]  # for Keras's symbolic build
                 return distributed
             if positional:  # from the position its batch `batch - 1` ended at
                 position = resumed_at if batch == skip else source.position_after(batch)
