@@ -110,3 +110,8 @@ def test_bad_folders_fail_naming_the_file(tmp_path, folder):
         pl.data.image_folder(tmp_path / "missing")
     with pytest.raises(ValueError, match="image_size"):
         pl.data.image_folder(tmp_path, image_size=(0, 28))
+
+
+def test_class_names_need_inferred_labels(folder):
+    with pytest.raises(ValueError, match="`class_names` picks class sub-folders"):
+        pl.data.image_folder(folder[0], labels=None, class_names=["a"])

@@ -384,3 +384,50 @@ def test_the_line_index_cuts_chunks_right_whatever_the_block_boundaries(tmp_path
                   for c in range(len(index.counts))]
         assert [len(c) for c in chunks] == index.counts.tolist()
         assert sum(chunks, []) == [line for line in lines if line]
+
+
+def test_the_remaining_error_paths_name_their_argument(tmp_path, tokenizer):
+    labeled = write(tmp_path, "a.jsonl", "".join(
+        json.dumps({"text": f"text {i}", "label": i % 2}) + "\n" for i in range(30)))
+    floats = write(tmp_path, "f.jsonl", '{"text": "a", "y": 0.5}\n{"text": "b", "y": 1.5}\n')
+    plain = write(tmp_path, "p.txt", "one\ntwo\n")
+    cases = [
+        (lambda: pl.data.text_dataset(str(floats), tokenizer, label_field="y",
+                                      label_vocabulary=["a"]), "float labels are regression"),
+        (lambda: pl.data.text_dataset(["a", "b"], tokenizer, labels=[0.5, 1.5],
+                                      label_vocabulary=["a"]), "float labels are regression"),
+        (lambda: pl.data.text_dataset(str(labeled), tokenizer, label_field="label",
+                                      label_vocabulary=["only"]),
+         r"a\.jsonl, line 2: class id 1, but `label_vocabulary` names 1 classes"),
+        (lambda: pl.data.text_dataset(["a", "b"], tokenizer, labels=[0, 3],
+                                      label_vocabulary=["x", "y"]),
+         "class id 3, but `label_vocabulary` names 2"),
+        (lambda: pl.data.text_dataset(str(plain), tokenizer, label_vocabulary=["x"]),
+         "`label_vocabulary` needs labels"),
+        (lambda: pl.data.text_dataset(["a"], tokenizer, label_vocabulary=["x"]),
+         "names the classes of `labels`; pass labels"),
+        (lambda: pl.data.text_dataset(pl.data.TextFiles(plain), tokenizer, format="text"),
+         "`format` goes to the TextFiles itself"),
+        (lambda: pl.data.text_dataset(["a", "b"], tokenizer, labels=["x", "x"],
+                                      label_vocabulary=["x", "x"]), "names a class twice"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+    source = files.FileRecords(files.TextFiles(plain), batch_size=3)
+    with pytest.raises(ValueError, match="`batch_size=3` must divide by the 2 input pipelines"):
+        source.shard(0, 2)
+    with pytest.raises(ValueError, match="fewer than the 2 workers"):
+        files.FileRecords(files.TextFiles(plain), batch_size=4).shard(0, 2)
+    packed = pl.epochs.source_of(pl.data.text_dataset(str(plain), tokenizer, pack=True,
+                                                      batch_size=1, sequence_length=4))
+    with pytest.raises(TypeError, match="resumed from a recorded position"):
+        packed.stream(0, 1)
+
+
+def test_a_file_changed_after_indexing_is_refused(tmp_path, monkeypatch):
+    path = write(tmp_path, "a.txt", "one\ntwo\nthree\n")
+    corpus = files.TextFiles(path)
+    path.write_text("one\n\n\n\n\n\n\n\n")  # fewer records in the indexed bytes
+    with pytest.raises(ValueError, match=r"a\.txt changed after it was indexed"):
+        corpus.read(0)
