@@ -27,12 +27,14 @@ def free_port() -> int:
 def two_workers(out, *args, env=ENV):
     """Runs both workers; returns their exit codes and last printed reports."""
     cluster = {"worker": [f"127.0.0.1:{free_port()}" for _ in range(2)]}
-    workers = [subprocess.Popen(
-        [sys.executable, str(SCRIPT), str(out), *map(str, args)], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-        env={**env, "TF_CONFIG": json.dumps({"cluster": cluster,
-                                             "task": {"type": "worker", "index": i}})})
-        for i in range(2)]
+    workers = []
+    for i in range(2):  # in one process group of their own, which a kill takes whole
+        group = {"process_group": workers[0].pid} if workers else {"process_group": 0}
+        workers.append(subprocess.Popen(
+            [sys.executable, str(SCRIPT), str(out), *map(str, args)], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, **group,
+            env={**env, "TF_CONFIG": json.dumps({"cluster": cluster,
+                                                 "task": {"type": "worker", "index": i}})}))
     try:
         outputs = [w.communicate(timeout=600) for w in workers]
     finally:

@@ -36,10 +36,15 @@ strategy = tf.distribute.MultiWorkerMirroredStrategy() if config else tf.distrib
 
 
 class Kill(keras.callbacks.Callback):
-    """SIGKILLs this process once `step` optimizer steps are done."""
+    """SIGKILLs the cluster once `kill_at` optimizer steps are done: the whole process
+    group when the workers were started in one of their own (as a machine failure would
+    take them), so no worker sees its peer vanish mid all-reduce and exits with an error
+    before it reaches its own kill."""
 
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.optimizer.iterations.numpy()) == kill_at:
+            if os.getpgrp() != os.getpgid(os.getppid()):
+                os.killpg(os.getpgrp(), signal.SIGKILL)
             os.kill(os.getpid(), signal.SIGKILL)
 
 
