@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 
 import keras
 import tensorflow as tf
 
 from pretrainlib import keras_compat
 
-__all__ = ["SavedModelLayer", "export", "load_backbone"]
+__all__ = ["FORMATS", "SavedModelLayer", "export", "load_backbone"]
 
 _REMOTE = ("http://", "https://", "gs://")
-_ENDPOINTS = ("serve", "__call__")  # Keras 3 exports, then TF Hub-style modules
+# TF Hub-style modules (and pl.hub.export's, whose `__call__` gives the model's own
+# outputs where `serve` gives a classifier's probabilities), then Keras 3 exports.
+_ENDPOINTS = ("__call__", "serve")
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -34,9 +37,10 @@ class SavedModelLayer(keras.layers.Layer):
 
     Args:
         handle: a SavedModel directory, or a remote URL (read with `tensorflow_hub`).
-        endpoint: the function to call: an attribute of the loaded object (`"serve"`
-            of a Keras export, `"__call__"` of a TF Hub module) or a signature name
-            (`"serving_default"`). Default: the first of those that exists.
+        endpoint: the function to call: an attribute of the loaded object
+            (`"__call__"` of a TF Hub module or a `pl.hub.export`, `"serve"` of a Keras
+            export) or a signature name (`"serving_default"`). Default: the first of
+            those that exists.
         trainable: whether the SavedModel's trainable variables train.
 
     Examples:
@@ -79,6 +83,7 @@ class SavedModelLayer(keras.layers.Layer):
         # `_endpoint` takes only functions with a saved trace: read the first one's.
         traced = self._function._list_all_concrete_functions_for_serialization()[0]
         args, _ = traced.structured_input_signature
+        args = [a for a in args if not isinstance(a, (bool, type(None)))]  # `training`
         return args[0] if len(args) == 1 else list(args)
 
     def call(self, inputs):
@@ -149,10 +154,41 @@ def load_backbone(handle: str | os.PathLike, trainable: bool = True,
     return model
 
 
-def export(backbone: keras.Model, path: str | os.PathLike) -> str:
-    """Writes `backbone` as a SavedModel with a `serving_default` signature (and a
-    `serve` function) that `tensorflow_hub.load`, `tf.saved_model.load` and
-    `pl.hub.load_backbone` read back with the same outputs. Returns the path.
+FORMATS = ("tf_saved_model", "litert", "onnx", "openvino")
+
+
+def export(model: keras.Model, path: str | os.PathLike, format: str = "tf_saved_model",
+           input_signature=None) -> str:
+    """Writes `model` (a FineTuner, a Pretrainer's backbone, any built Keras model)
+    for serving; returns the path. Nothing is left at `path` if it fails.
+
+    `format="tf_saved_model"` (default) writes a SavedModel (see `pl.serving`):
+
+    - its `serving_default` signature takes raw inputs when the model has a
+      preprocessor (strings for `pl.text.TextPreprocessor`, tokenized inside the
+      graph; uint8 images of any size for `pl.data.ImagePreprocessor`) and gives a
+      classifier's `probabilities`, `class_ids` and `class_names`; TensorFlow
+      Serving calls it as it is;
+    - it is a TF Hub reusable SavedModel: `tensorflow_hub.load(path)(inputs,
+      training=False)` gives what the model gives (a classifier's logits), with
+      `variables`, `trainable_variables` (fine-tune them in a `tf.GradientTape`)
+      and `regularization_losses`;
+    - `pl.hub.load_backbone(path)` reads it back.
+
+    A text model's SavedModel uses TensorFlow Text's ops: `import tensorflow_text`
+    before `tf.saved_model.load` in another program.
+
+    `format="litert"` (a `.tflite` file), `"onnx"` or `"openvino"` are Keras's own
+    exports of the model on the inputs its backbone takes (token ids, scaled
+    pixels): run `model.preprocessor` before it (on-device tokenizers are not TF
+    ops). `"onnx"` needs `tf2onnx` and `"openvino"` needs `openvino` installed.
+
+    Args:
+        model: a built `keras.Model`.
+        path: a new (or empty) directory; for `"litert"` a file.
+        format: one of `"tf_saved_model"`, `"litert"`, `"onnx"`, `"openvino"`.
+        input_signature: the raw inputs' `tf.TensorSpec`, for a preprocessor of
+            your own (SavedModel only).
 
     Examples:
         >>> import tempfile, keras, numpy as np, pretrainlib as pl
@@ -163,14 +199,30 @@ def export(backbone: keras.Model, path: str | os.PathLike) -> str:
         >>> bool(np.allclose(pl.hub.load_backbone(path)(x), model(x), atol=1e-6))
         True
     """
-    if not isinstance(backbone, keras.Model):
+    if not isinstance(model, keras.Model):
         raise TypeError(
-            "`backbone` must be a keras.Model (e.g. `pretrainer.backbone`). "
-            f"Received: {type(backbone).__name__}")
+            "`model` must be a keras.Model (a FineTuner, or e.g. `pretrainer.backbone`). "
+            f"Received: {type(model).__name__}")
+    if format not in FORMATS:
+        raise ValueError(f"`format` must be one of {list(FORMATS)}. Received: format={format!r}")
     path = os.fspath(path)
-    if os.path.exists(path) and os.listdir(path):
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)):
         raise FileExistsError(f"`path` {path!r} exists and is not empty; pick a new one.")
-    backbone.export(path, format="tf_saved_model", verbose=False)
+    if format == "tf_saved_model":
+        from pretrainlib import serving  # imported here: serving imports nothing of hub
+
+        return serving.write(model, path, input_signature=input_signature)
+    if input_signature is not None:
+        raise ValueError(f"`input_signature` is for format='tf_saved_model'; format="
+                         f"{format!r} exports the model on its own inputs.")
+    try:
+        model.export(path, format=format, verbose=False)
+    except BaseException:
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path):
+            os.remove(path)
+        raise
     return path
 
 

@@ -168,5 +168,5 @@ def test_bad_handles_and_export_paths_fail_clearly(tmp_path):
     with pytest.raises(FileExistsError, match="path"):
         pl.hub.export(keras.Model(inputs, keras.layers.Dense(2)(inputs)), tmp_path / "full")
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.txt"]  # untouched
-    with pytest.raises(TypeError, match="backbone"):
+    with pytest.raises(TypeError, match="`model` must be a keras.Model"):
         pl.hub.export("not a model", tmp_path / "new")
