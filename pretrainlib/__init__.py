@@ -8,6 +8,7 @@
 
 from pretrainlib import (
     backbones,
+    compress,
     data,
     datasets,
     distribute,
@@ -32,6 +33,7 @@ __all__ = [
     "FineTuner",
     "Pretrainer",
     "backbones",
+    "compress",
     "data",
     "datasets",
     "distribute",

@@ -67,8 +67,12 @@ def render(title: str, rows: Sequence[tuple[str, str]], print_fn: Callable | Non
 # === The rows of `summary()` for this library's models ===
 def trainable_rows(model) -> list[tuple[str, str]]:
     total, trainable = count_params(model.weights), count_params(model.trainable_weights)
-    return [("trainable", f"{human(trainable)} of {human(total)} parameters "
+    rows = [("trainable", f"{human(trainable)} of {human(total)} parameters "
                           f"({100 * trainable / max(total, 1):.1f}%)")]
+    pruning = getattr(model, "_pruning", None)  # set by pl.compress.prune
+    if pruning is not None:
+        rows.append(("pruned", pruning.describe()))
+    return rows
 
 
 def pretrainer_rows(pretrainer) -> list[tuple[str, str]]:

@@ -29,6 +29,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from pretrainlib import keras_compat
+
 __all__ = ["raw_input_signature", "write"]
 
 
@@ -152,7 +154,7 @@ def write(model: keras.Model, path: str | os.PathLike, input_signature=None) -> 
 def _regularization_losses(model):
     """One argument-less tf.function per weight regularizer, as TF Hub expects."""
     losses = []
-    for layer in model._flatten_layers(include_self=False):
+    for layer in keras_compat.sublayers(model):
         for attribute in ("kernel_regularizer", "bias_regularizer", "embeddings_regularizer"):
             regularizer = getattr(layer, attribute, None)
             weight = getattr(layer, attribute.split("_")[0], None)

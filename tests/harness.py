@@ -83,6 +83,15 @@ def sample_inputs(model, data):
     return batch[0]
 
 
+def raw_inputs(model, inputs):
+    """What `pl.hub.export(model)` serves for `inputs` (a batch of model inputs): the
+    raw images behind them for a case with an image preprocessor, `inputs` otherwise."""
+    if getattr(model, "preprocessor", None) is None:
+        return inputs
+    count = len(np.asarray(inputs))
+    return pl.datasets.fashion_mnist().train.sample(32, seed=0).images[:count, :, :, None]
+
+
 # === Shared data ===
 @functools.lru_cache(maxsize=None)
 def tokenizer():

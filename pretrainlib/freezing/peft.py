@@ -165,11 +165,21 @@ class LoRA(Transform):
     @staticmethod
     def merge(backbone: keras.Model) -> keras.Model:
         """A copy of `backbone` without LoRA, its updates folded into the kernels.
+        Given a whole FineTuner, a FineTuner without adapters (its head, policy
+        state, preprocessor and class names kept), ready to quantize or export.
 
         Keras writes a LoRA layer's kernel merged when it saves weights, so the
         copy is the model rebuilt from its config without LoRA plus those weights.
         """
-        clean = backbone.__class__.from_config(_without_lora(backbone.get_config()))
+        config = _without_lora(backbone.get_config())
+        preprocessor = getattr(backbone, "preprocessor", None)
+        if "adapters" in config:  # a FineTuner: the same model, without the transform
+            config["adapters"] = None
+        if preprocessor is not None:  # shared: a tokenizer's vocabulary is not config
+            config["preprocessor"] = None
+        clean = backbone.__class__.from_config(config)
+        if preprocessor is not None:
+            clean.preprocessor = preprocessor
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "merged.weights.h5")
             backbone.save_weights(path)

@@ -1,6 +1,7 @@
 """Runs the protocol harness's checks on every registered case, in its own process.
 
-    python harness_run.py save FOLDER      # fit, config round trip, save .keras
+    python harness_run.py save FOLDER      # fit, config round trip, save .keras; a
+                                           # FineTuner also quantized, saved, exported
     python harness_run.py load FOLDER      # reload with safe_mode in a fresh process
     python harness_run.py mirrored FOLDER  # MirroredStrategy on 2 logical CPUs vs one
 
@@ -8,6 +9,7 @@ Each mode writes FOLDER/<mode>.json: `{case: {...}}`, an "error" entry for a cas
 that raised (the others still run).
 """
 
+import importlib
 import json
 import os
 import pathlib
@@ -29,7 +31,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+importlib.import_module("tensorflow_text")  # the ops of a text model's SavedModel
+
 import harness  # noqa: E402
+import pretrainlib as pl  # noqa: E402
+
+QUANTIZATION = ("int8", "int4", "float8")
 
 
 def arrays(value, prefix):
@@ -57,8 +64,20 @@ def save(case, index):
     model.save(folder / f"{index}.keras")
     np.savez(folder / f"{index}.npz", **arrays(inputs, "in_"),
              **arrays(model.predict_on_batch(inputs), "out_"))
-    return {"losses": [float(x) for x in losses], "moved": moved, "config": same_config,
-            "index": index}
+    result = {"losses": [float(x) for x in losses], "moved": moved, "config": same_config,
+              "index": index}
+    if isinstance(model, pl.FineTuner):  # quantized (a mode per case, in turn), exported
+        mode = QUANTIZATION[index % len(QUANTIZATION)]
+        if isinstance(model.adapters, pl.freezing.LoRA):  # quantized once merged
+            model = pl.freezing.LoRA.merge(model)
+        report = pl.compress.quantize(model, mode)
+        model.save(folder / f"{index}.{mode}.keras")
+        pl.hub.export(model, folder / f"{index}.{mode}.savedmodel")
+        raw = harness.raw_inputs(model, inputs)  # what the export takes
+        np.savez(folder / f"{index}.{mode}.npz", **arrays(raw, "raw_"),
+                 **arrays(model.predict_on_batch(inputs), "out_"))
+        result.update(mode=mode, quantized=len(report.quantized))
+    return result
 
 
 def load(case, index):
@@ -67,8 +86,31 @@ def load(case, index):
     inputs = {k[3:]: saved[k] for k in saved.files if k.startswith("in_")}
     inputs = inputs.get("", inputs)
     outputs = arrays(model.predict_on_batch(inputs), "out_")
-    return {"gap": max(float(np.abs(outputs[k] - saved[k]).max()) for k in outputs),
-            "part": type(harness.part(case, model)).__name__}
+    result = {"gap": max(float(np.abs(outputs[k] - saved[k]).max()) for k in outputs),
+              "part": type(harness.part(case, model)).__name__}
+    if isinstance(model, pl.FineTuner):
+        try:
+            result.update(load_quantized(index, inputs))
+        except Exception:  # noqa: BLE001 -- reported apart from the plain reload's result
+            result["quantized_error"] = traceback.format_exc()[-3000:]
+    return result
+
+
+def load_quantized(index, inputs):
+    mode = next(folder.glob(f"{index}.*.npz")).name.split(".")[1]
+    saved = np.load(folder / f"{index}.{mode}.npz")
+    expected = {k: saved[k] for k in saved.files if k.startswith("out_")}
+    raw = {k[4:]: saved[k] for k in saved.files if k.startswith("raw_")}
+    raw = raw.get("", raw)
+    model = keras.saving.load_model(folder / f"{index}.{mode}.keras", safe_mode=True)
+    exported = tf.saved_model.load(str(folder / f"{index}.{mode}.savedmodel"))
+
+    def gap(outputs):
+        outputs = arrays(outputs, "out_")
+        return max(float(np.abs(outputs[k] - expected[k]).max()) for k in expected)
+
+    return {"quantized_gap": gap(model.predict_on_batch(inputs)),
+            "exported_gap": gap(exported(raw))}
 
 
 def mirrored(case, index):

@@ -7,6 +7,7 @@ For each case writes FOLDER/<name>.out.npz: the `serving_default` outputs, TF Hu
 `trainable_variables` in a GradientTape.
 """
 
+import importlib
 import json
 import os
 import pathlib
@@ -16,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_hub as hub  # noqa: E402
-import tensorflow_text  # noqa: E402,F401 -- registers the tokenizer's ops
+importlib.import_module("tensorflow_text")  # registers the tokenizer's ops
 
 folder = pathlib.Path(sys.argv[1])
 for name, case in json.loads((folder / "cases.json").read_text()).items():
