@@ -39,10 +39,11 @@ def test_each_mode_quantizes_a_fine_tuner_with_its_tokenizer_and_reloads(text_ft
     ft.fit(texts, labels, epochs=1, verbose=0)
     before = ft.predict(texts[:8], verbose=0)
     report = pl.compress.quantize(ft, mode)  # Keras's own refuses the unbuilt tokenizer
-    assert "logits" in report.quantized and "query" in report.quantized
-    kept = {name for name, _, _ in report.kept_float}
+    quantized = {path.split("/")[-1] for path in report.quantized}
+    assert {"logits", "query"} <= quantized
+    kept = {path.split("/")[-1] for path, _, _ in report.kept_float}
     assert {"position_embedding", "final_layer_norm"} <= kept
-    assert ("token_embedding" in report.quantized) == (mode != "float8")  # Keras: no float8
+    assert ("token_embedding" in quantized) == (mode != "float8")  # Keras: no float8
     assert mode in str(report) and "position_embedding" in str(report)
     after = ft.predict(texts[:8], verbose=0)
     assert np.abs(after - before).max() < 0.5  # close to the float model, not equal
@@ -57,15 +58,15 @@ def test_quantize_names_conv_layers_and_leaves_adapters_in_float():
     net = pl.backbones.ConvNet(widths=(4, 8))
     ft = pl.FineTuner(net, pl.heads.Classifier(10))
     report = pl.compress.quantize(ft, "int8")
-    assert report.quantized == ["logits"]
+    assert [path.split("/")[-1] for path in report.quantized] == ["logits"]
     assert any(kind == "Conv2D" for _, kind, _ in report.kept_float)
 
     encoder = pl.backbones.TextEncoder(50, num_layers=1, hidden_dim=16, num_heads=2,
                                        max_sequence_length=8)
     ft = pl.FineTuner(encoder, pl.heads.Classifier(2), adapters=pl.freezing.Adapters(4))
     report = pl.compress.quantize(ft, "int8")
-    assert {"down", "up"} <= {name for name, _, _ in report.kept_float}
-    assert "query" in report.quantized
+    assert {"down", "up"} <= {path.split("/")[-1] for path, _, _ in report.kept_float}
+    assert "query" in {path.split("/")[-1] for path in report.quantized}
 
 
 def test_bad_quantization_fails_before_any_layer_changes(tiny_encoder):
@@ -216,7 +217,7 @@ def test_measure_reports_size_latency_and_metrics(text_ft, labeled_texts, tokeni
     pl.compress.prune(ft, sparsity=0.8)
     pl.compress.strip_pruning(ft)
     pruned = pl.compress.measure(ft, data, batch_sizes=(1,), repeats=3)
-    assert pruned.size_bytes == dense.size_bytes  # zeros take as much room, raw
+    assert abs(pruned.size_bytes - dense.size_bytes) < 1024  # zeros take as much room, raw
     assert pruned.gzip_bytes < dense.gzip_bytes  # but compress away
     assert "MiB on disk" in str(pruned)
     with pytest.raises(TypeError, match="`data` must be a tf.data.Dataset"):

@@ -29,8 +29,8 @@ _QUANTIZABLE = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Embed
 
 @dataclasses.dataclass(frozen=True)
 class QuantizationReport:
-    """What `quantize` did: the layers it quantized and the weight-holding layers
-    left in float, `(name, class, parameters)` each."""
+    """What `quantize` did: the paths of the layers it quantized, and the
+    weight-holding layers left in float as `(path, class, parameters)`."""
 
     mode: str
     quantized: list
@@ -109,9 +109,9 @@ def quantize(model: keras.Model, mode: str = "int8", config=None,
         if keras_compat.sublayers(layer):
             continue  # only leaves hold their own weights
         if getattr(layer, "quantization_mode", None) == mode:
-            quantized.append(layer.name)
+            quantized.append(layer.path)
         elif layer.weights and any("seed" not in w.path for w in layer.weights):
-            kept.append((layer.name, type(layer).__name__,
+            kept.append((layer.path, type(layer).__name__,
                          int(sum(math.prod(w.shape) for w in layer.weights))))
     return QuantizationReport(mode, quantized, kept)
 

@@ -126,6 +126,9 @@ class ImagePreprocessor(keras.layers.Layer):
             x = tf.image.resize(x, self.image_size)
         if self.channels == 3 and x.shape[-1] == 1:
             x = tf.repeat(x, 3, axis=-1)
+        elif self.channels == 3 and x.shape[-1] is None:  # traced for 1 or 3 channels
+            x = tf.broadcast_to(x, tf.concat([tf.shape(x)[:-1], [3]], axis=0))
+            x = tf.ensure_shape(x, [*x.shape[:-1], 3])
         if self.scale == "unit":
             return x / 255.0
         if self.scale == "symmetric":
