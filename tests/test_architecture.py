@@ -17,7 +17,9 @@ ALLOWED = {
     "datasets": set(),
     "data": {"datasets"},
     "text": {"data"},
-    "hub": {"backbones"},
+    "hub": {"backbones", "serving"},
+    "serving": set(),  # any Keras model, its preprocessor read by duck type
+    "compress": {"evaluation", "freezing"},  # adapters stay in float; measure evaluates
     "evaluation": set(),
     "distribute": set(),
     "training": {"backbones"},  # reads a backbone's inputs to check data against them

@@ -71,3 +71,22 @@ def test_label_efficiency_study_writes_table_plot_and_json(tmp_path):
     assert sorted(summary["pretrained"], key=int) == ["12", "24"]
     assert (tmp_path / "label_efficiency.png").stat().st_size > 5000
     assert "| labels | pretrained | scratch" in (tmp_path / "label_efficiency.md").read_text()
+
+
+@pytest.mark.slow
+def test_compression_study_runs_end_to_end(tmp_path):
+    out = tmp_path / "compression.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "compression_study.py"), "--quick",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads(out.read_text())["summary"]
+    assert list(summary) == ["float32", "int8", "int4", "pruned 50%", "pruned 80%",
+                             "distilled student"]
+    for arm in summary.values():
+        assert 0 <= arm["macro_f1"]["mean"] <= 1 and arm["latency_ms_32"]["mean"] > 0
+    assert summary["int8"]["size_bytes"]["mean"] < summary["float32"]["size_bytes"]["mean"] / 2
+    assert summary["pruned 80%"]["gzip_bytes"]["mean"] < summary["float32"]["gzip_bytes"]["mean"]
+    assert "| int8 |" in run.stdout and (tmp_path / "compression.png").is_file()

@@ -1,0 +1,185 @@
+"""Compressing the WordNet supersense classifier: float32 vs int8 vs int4 vs pruned vs
+a distilled student, in macro-F1, size and CPU latency, over seeds.
+
+    python examples/compression_study.py --seeds 3 --out docs/results/compression_study.json
+
+The classifier is the demo's recipe (`wordnet_demo.py`: co-occurrence token
+embeddings, masked-LM pretraining once, then 200 labels under FreezeThenUnfreeze with
+the learning rate picked on validation). For each seed it is then
+
+- quantized after training with `pl.compress.quantize` (int8, int4);
+- pruned to 50 % and 80 % with `pl.compress.prune` and a gradual schedule during a
+  recovery fine-tune on the same 200 labels (lower rate, same budget for both);
+- distilled into a student half as wide (one layer, co-occurrence embeddings of its
+  width) by `pl.objectives.Distillation` on the unlabeled glosses and the 200
+  labels, then fine-tuned on the labels.
+
+Every arm is scored on the full test split (4,396 glosses) by `pl.compress.measure`:
+macro-F1, weights on disk (raw and gzipped) and warm CPU latency at batch 1 and 32.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import wordnet_demo as demo  # noqa: E402 -- the recipe the study compresses
+
+import pretrainlib as pl  # noqa: E402
+
+ARMS = ("float32", "int8", "int4", "pruned 50%", "pruned 80%", "distilled student")
+
+
+def recover_pruned(float_path, sparsity, train, val, args, seed):
+    """The float model pruned to `sparsity` gradually while fine-tuned on the labels."""
+    keras.utils.set_random_seed(seed)
+    model = keras.saving.load_model(float_path)
+    pruning = pl.compress.prune(model, sparsity=sparsity,
+                                schedule=pl.compress.GradualSchedule(frequency=5))
+    model.compile(learning_rate=min(args.learning_rates) / 2)
+    model.fit(train, validation_data=val, epochs=args.recovery_epochs, verbose=0,
+              callbacks=[pruning])
+    pl.compress.strip_pruning(model)
+    return model
+
+
+def distilled_student(teacher, wn, tokenizer, train, val, args, seed):
+    keras.utils.set_random_seed(seed)
+    student = pl.backbones.TextEncoder(tokenizer.vocab_size, num_layers=1,
+                                       hidden_dim=args.hidden // 2, num_heads=2,
+                                       max_sequence_length=args.pretrain_length)
+    pl.text.init_token_embeddings(student, wn.unlabeled, tokenizer, seed=seed)
+    unlabeled = pl.data.text_dataset(wn.unlabeled[:args.distill_texts], tokenizer,
+                                     batch_size=64, sequence_length=args.length, seed=seed)
+    objective = pl.objectives.Distillation(teacher, temperature=2.0, alpha=0.0)
+    pre = pl.Pretrainer(student, objective)
+    pre.compile(learning_rate=1e-3)
+    pre.fit(unlabeled, epochs=args.distill_epochs, verbose=0)
+    build = lambda: pl.FineTuner(student, objective.head,  # noqa: E731
+                                 policy=pl.freezing.FullFineTune())
+    _, _, model = demo.fine_tune(build, train, val, args, [min(args.learning_rates)], seed)
+    return model
+
+
+def run(args) -> dict:
+    start = time.time()
+    wn = pl.datasets.wordnet_supersenses()
+    tokenizer = pl.text.WordPieceTokenizer.train(wn.unlabeled, vocab_size=args.vocab)
+    encoder = demo.pretrain(wn, tokenizer, args, seed=0)
+    test = demo.labeled_dataset(demo.test_split(wn, args), tokenizer, args, 0, shuffle=False)
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="compression-study-"))
+    runs = {arm: [] for arm in ARMS}
+
+    def record(arm, model, seed):
+        m = pl.compress.measure(model, test, repeats=args.repeats)
+        runs[arm].append({"seed": seed, **m.as_dict()})
+        demo.log(f"  {arm}: {m}")
+
+    for seed in range(args.seeds):
+        train = demo.labeled_dataset(wn.train.sample(args.labels, seed=seed), tokenizer, args,
+                                     seed)
+        val = demo.labeled_dataset(wn.validation.sample(args.val_labels, seed=seed), tokenizer,
+                                   args, seed, shuffle=False)
+        build = lambda: pl.FineTuner(  # noqa: E731
+            pl.backbones.clone(encoder), pl.heads.Classifier(len(wn.class_names)),
+            policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs))
+        demo.log(f"seed {seed}: fine-tuning the float32 classifier")
+        _, _, model = demo.fine_tune(build, train, val, args, args.learning_rates, seed)
+        float_path = folder / f"float-{seed}.keras"
+        model.save(float_path)
+        record("float32", model, seed)
+        for mode in ("int8", "int4"):
+            quantized = keras.saving.load_model(float_path)
+            pl.compress.quantize(quantized, mode)
+            record(mode, quantized, seed)
+        for sparsity in (0.5, 0.8):
+            pruned = recover_pruned(float_path, sparsity, train, val, args, seed)
+            record(f"pruned {int(sparsity * 100)}%", pruned, seed)
+        record("distilled student",
+               distilled_student(model, wn, tokenizer, train, val, args, seed), seed)
+
+    summary = {arm: summarize(values) for arm, values in runs.items()}
+    result = {"config": vars(args), "summary": summary, "runs": runs,
+              "wall_seconds": time.time() - start,
+              "date": time.strftime("%Y-%m-%d")}
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1))
+    print(table(summary))
+    plot(summary, out.with_suffix(".png"))
+    return result
+
+
+def summarize(values: list) -> dict:
+    def stat(key, pick=lambda r, k: r[k]):
+        xs = np.array([pick(r, key) for r in values], float)
+        return {"mean": float(xs.mean()), "std": float(xs.std(ddof=1)) if len(xs) > 1 else 0.0}
+
+    latency = lambda r, k: r["latency_ms"][k]  # noqa: E731
+    return {"macro_f1": stat("macro_f1", lambda r, k: r["metrics"][k]),
+            "accuracy": stat("accuracy", lambda r, k: r["metrics"][k]),
+            "size_bytes": stat("size_bytes"), "gzip_bytes": stat("gzip_bytes"),
+            "latency_ms_1": stat(1, latency), "latency_ms_32": stat(32, latency),
+            "parameters": values[0]["parameters"], "n": len(values)}
+
+
+def table(summary: dict) -> str:
+    base = summary["float32"]
+    rows = ["| arm | macro-F1 | vs float32 | weights | smaller | gzipped | batch 1 | batch 32 |",
+            "|---|---|---|---|---|---|---|---|"]
+    for arm, s in summary.items():
+        f1, size = s["macro_f1"], s["size_bytes"]["mean"]
+        rows.append(
+            f"| {arm} | {f1['mean']:.3f} ± {f1['std']:.3f} | "
+            f"{100 * (f1['mean'] - base['macro_f1']['mean']):+.1f} pts | "
+            f"{size / 2**20:.2f} MiB | {base['size_bytes']['mean'] / size:.1f}× | "
+            f"{s['gzip_bytes']['mean'] / 2**20:.2f} MiB | "
+            f"{s['latency_ms_1']['mean']:.2f} ms | {s['latency_ms_32']['mean']:.2f} ms |")
+    return "\n".join(rows)
+
+
+def plot(summary: dict, path: pathlib.Path) -> None:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        demo.log("matplotlib not installed: no figure")
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arm, s in summary.items():
+        ax.errorbar(s["gzip_bytes"]["mean"] / 2**20, s["macro_f1"]["mean"],
+                    yerr=s["macro_f1"]["std"], fmt="o", capsize=3)
+        ax.annotate(arm, (s["gzip_bytes"]["mean"] / 2**20, s["macro_f1"]["mean"]),
+                    textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlabel("weights, gzipped (MiB)")
+    ax.set_ylabel("test macro-F1 (mean ± std over seeds)")
+    ax.set_title("WordNet supersenses, 200 labels: size vs macro-F1")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv=None):
+    p = demo.argument_parser(__doc__.splitlines()[0])
+    p.add_argument("--recovery-epochs", type=int, default=8)
+    p.add_argument("--distill-texts", type=int, default=20000)
+    p.add_argument("--distill-epochs", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=30, help="timed calls per batch size")
+    p.set_defaults(out="runs/compression_study.json")
+    args = demo.finish_args(p.parse_args(argv))
+    if args.quick:
+        args.recovery_epochs, args.distill_texts, args.distill_epochs = 2, 500, 1
+        args.repeats = 3
+    return args
+
+
+if __name__ == "__main__":
+    run(parse_args())
