@@ -26,6 +26,13 @@ class Measurement:
     optimizer state, config or vocabulary); `gzip_bytes`:
     that file gzipped (exact zeros of a pruned model compress away); `latency_ms`: `{batch size: median milliseconds}` of a warm, compiled
     forward pass on this machine; `metrics`: the `pl.Evaluator`'s, when data was given.
+
+    Examples:
+        >>> import pretrainlib as pl
+        >>> m = pl.compress.Measurement(size_bytes=4 * 2**20, gzip_bytes=2**20,
+        ...                             latency_ms={1: 1.5}, metrics={}, parameters=10**6)
+        >>> print(m)
+        4.00 MiB on disk (1.00 MiB gzipped), 1,000,000 parameters; latency batch 1: 1.50 ms
     """
 
     size_bytes: int

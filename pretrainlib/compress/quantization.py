@@ -30,7 +30,16 @@ _QUANTIZABLE = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Embed
 @dataclasses.dataclass(frozen=True)
 class QuantizationReport:
     """What `quantize` did: the paths of the layers it quantized, and the
-    weight-holding layers left in float as `(path, class, parameters)`."""
+    weight-holding layers left in float as `(path, class, parameters)`.
+
+    Examples:
+        >>> import keras, pretrainlib as pl
+        >>> inputs = keras.Input((4,))
+        >>> x = keras.layers.LayerNormalization(name="norm")(inputs)
+        >>> model = keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+        >>> print(pl.compress.quantize(model, "int4"))
+        int4: 1 layers quantized; kept in float (Keras quantizes only Dense, EinsumDense and Embedding): norm (LayerNormalization, 8 params)
+    """
 
     mode: str
     quantized: list
