@@ -155,6 +155,8 @@ def load_backbone(handle: str | os.PathLike, trainable: bool = True,
 
 
 FORMATS = ("tf_saved_model", "litert", "onnx", "openvino")
+"""The formats `export` writes: a SavedModel (the default), or Keras's LiteRT, ONNX
+and OpenVINO exports."""
 
 
 def export(model: keras.Model, path: str | os.PathLike, format: str = "tf_saved_model",

@@ -7,7 +7,9 @@
   `pl.data.ImagePreprocessor`, the model's own inputs otherwise); the
   preprocessing runs inside the graph. A classifier gives `probabilities`,
   `class_ids` and, when the model knows them, `class_names`; other models give
-  `outputs`. This is what TensorFlow Serving calls.
+  their outputs named as Keras's own export names them (`output_0` for one tensor,
+  `output_0`, `output_1`, ... for a list, a dict's own keys). This is what
+  TensorFlow Serving calls.
 - `__call__(inputs, training=False)`, `variables`, `trainable_variables`,
   `non_trainable_variables` and `regularization_losses`: TF Hub's reusable
   SavedModel convention, so `tensorflow_hub.load(path)(inputs)` gives what the
@@ -109,7 +111,7 @@ def write(model: keras.Model, path: str | os.PathLike, input_signature=None) -> 
     def serve(inputs):
         outputs = forward(inputs)
         if num_classes is None or isinstance(outputs, dict):
-            return outputs if isinstance(outputs, dict) else {"outputs": outputs}
+            return _named(outputs)
         probabilities = tf.nn.softmax(tf.cast(outputs, tf.float32), axis=-1)
         result = {"probabilities": probabilities,
                   "class_ids": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
@@ -149,6 +151,16 @@ def write(model: keras.Model, path: str | os.PathLike, input_signature=None) -> 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return path
+
+
+def _named(outputs) -> dict:
+    """Outputs keyed as `keras.Model.export` keys them, so a signature reads the same
+    whichever of the two wrote it."""
+    if isinstance(outputs, dict):
+        return outputs
+    if isinstance(outputs, (list, tuple)):
+        return {f"output_{i}": output for i, output in enumerate(outputs)}
+    return {"output_0": outputs}
 
 
 def _regularization_losses(model):

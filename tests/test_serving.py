@@ -92,6 +92,8 @@ def test_exports_serve_raw_inputs_and_fine_tune_as_tf_hub_modules(text_model, im
     assert list(out["text"]["serve_class_names"]) == list(names)
     assert "serve_class_names" not in out["image"]  # no names given: ids only
     np.testing.assert_allclose(out["plain"]["call"], expected["plain"], atol=1e-6)
+    # A model without classes serves its outputs under Keras's export's key.
+    np.testing.assert_allclose(out["plain"]["serve_output_0"], expected["plain"], atol=1e-6)
     kernel = regularized.layers[-1].kernel.numpy()
     np.testing.assert_allclose(out["plain"]["regularization"], [0.1 * (kernel ** 2).sum()],
                                rtol=1e-5)
