@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 
-from pretrainlib import formatting, validation
+from pretrainlib import formatting, keras_compat, validation
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import call_inputs
 from pretrainlib.data.image_preprocessor import check_pixels
-from pretrainlib.freezing import trainable
+from pretrainlib.freezing import adapter_file, trainable
 from pretrainlib.freezing.builtins import FreezeThenUnfreeze, FullFineTune
 from pretrainlib.freezing.callback import PolicyCallback, apply_stage, variables_ever_trained
 from pretrainlib.freezing.peft import Transform
@@ -224,6 +226,63 @@ class FineTuner(TrainingCore, keras.Model):
     def _begin_run(self, epoch: int) -> None:
         self._policy_callback.apply(epoch if self.policy.unit == "epoch"
                                     else int(self.optimizer.iterations.numpy()))
+
+    # === Adapter files ===
+    def save_adapters(self, path) -> str:
+        """Writes only what this model trains (a transform's weights such as LoRA's,
+        and the head) to `path`, an HDF5 file a few percent of the model's size;
+        returns the path.
+
+        `load_adapters` reads it into a FineTuner built the same way on the same base,
+        from any source: `pl.hub.load_backbone` of a `.keras` file or a KerasHub
+        preset, an int8-quantized copy (`pl.compress.quantize`), or the backbone in
+        memory.
+
+        Examples:
+            >>> import tempfile, numpy as np, pretrainlib as pl
+            >>> texts, labels = ["a small dog", "a large cat"] * 4, [0, 1] * 4
+            >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=30)
+            >>> encoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1,
+            ...                                    hidden_dim=16, max_sequence_length=8)
+            >>> base = pl.backbones.clone(encoder)  # the base as it was
+            >>> def fine_tuner(backbone):
+            ...     return pl.FineTuner(backbone, pl.heads.Classifier(2),
+            ...                         adapters=pl.freezing.LoRA(4),
+            ...                         preprocessor=pl.text.TextPreprocessor(tok, 8))
+            >>> ft = fine_tuner(encoder)
+            >>> ft.compile(learning_rate=1e-2)
+            >>> history = ft.fit(texts, labels, epochs=2, verbose=0)
+            >>> path = ft.save_adapters(tempfile.mkdtemp() + "/task.adapters.h5")
+            >>> again = fine_tuner(base)
+            >>> again.load_adapters(path)
+            >>> bool(np.allclose(again.predict(texts, verbose=0), ft.predict(texts, verbose=0),
+            ...                  atol=1e-5))
+            True
+        """
+        return adapter_file.save(self, path)
+
+    def save(self, filepath, *args, **kwargs):
+        """`keras.Model.save`. With LoRA on a quantized base, Keras writes each
+        update merged into its layer's kernel and requantized: the reloaded model
+        computes within quantization error of this one, with fresh LoRA weights. A
+        warning says so; `save_adapters` keeps the updates exactly."""
+        merged = [layer.path for layer in keras_compat.sublayers(self.backbone)
+                  if getattr(layer, "lora_enabled", False)
+                  and getattr(layer, "quantization_mode", None) is not None]
+        if merged:
+            warnings.warn(
+                f"LoRA on a quantized base ({merged[:3]}): Keras saves the updates merged "
+                "into the kernels and requantized, so the reloaded model differs by "
+                "quantization error. `ft.save_adapters(path)` keeps them exactly.",
+                stacklevel=2)
+        return super().save(filepath, *args, **kwargs)
+
+    def load_adapters(self, path) -> None:
+        """Reads a file `save_adapters` wrote. The FineTuner must have the same
+        `adapters` and head, and a base of the same shapes: otherwise an error names
+        what differs (the layer, for a base of other shapes) and no weight changes. A
+        base whose weights differ from the one trained on gives a warning."""
+        adapter_file.load(self, path)
 
     # === Config ===
     def get_config(self):

@@ -51,6 +51,11 @@ class TextPreprocessor(keras.layers.Layer):
             texts = tf.constant(texts)
         return super().__call__(texts, *args, **kwargs)
 
+    def build(self, input_shape=None):
+        # No weights: the tokenizer's vocabulary is all the state (Keras warns about
+        # a layer without `build` whose sublayer, the tokenizer, looks unbuilt).
+        self.built = True
+
     def call(self, texts):
         return self.tokenizer.encode(texts, self.sequence_length)
 
