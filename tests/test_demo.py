@@ -90,3 +90,24 @@ def test_compression_study_runs_end_to_end(tmp_path):
     assert summary["int8"]["size_bytes"]["mean"] < summary["float32"]["size_bytes"]["mean"] / 2
     assert summary["pruned 80%"]["gzip_bytes"]["mean"] < summary["float32"]["gzip_bytes"]["mean"]
     assert "| int8 |" in run.stdout and (tmp_path / "compression.png").is_file()
+
+
+@pytest.mark.slow
+def test_compression_study_of_the_image_model_runs_end_to_end(tmp_path):
+    out = tmp_path / "images.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "compression_study.py"), "--task", "images",
+         "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    summary = result["summary"]
+    assert list(summary) == ["float32", "int8", "int4", "pruned 50%", "pruned 80%",
+                             "distilled student"]
+    assert result["config"]["task"] == "images"
+    # Keras leaves convolutions in float: the report names them.
+    assert "kept in float" in run.stdout and "(Conv2D," in run.stdout
+    assert summary["distilled student"]["parameters"] < summary["float32"]["parameters"] / 2
+    assert summary["pruned 80%"]["gzip_bytes"]["mean"] < summary["float32"]["gzip_bytes"]["mean"]
+    assert (tmp_path / "images.png").is_file()
