@@ -19,6 +19,7 @@ import pathlib
 import shutil
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pretrainlib import keras_compat
@@ -183,7 +184,8 @@ def export(model: keras.Model, path: str | os.PathLike, format: str = "tf_saved_
     `format="litert"` (a `.tflite` file), `"onnx"` or `"openvino"` are Keras's own
     exports of the model on the inputs its backbone takes (token ids, scaled
     pixels): run `model.preprocessor` before it (on-device tokenizers are not TF
-    ops). `"onnx"` needs `tf2onnx` and `"openvino"` needs `openvino` installed.
+    ops). `"onnx"` needs `tf2onnx` (`pip install pretrainlib[onnx]`, which brings
+    ONNX Runtime too) and `"openvino"` needs `openvino` installed.
 
     Args:
         model: a built `keras.Model`.
@@ -217,7 +219,16 @@ def export(model: keras.Model, path: str | os.PathLike, format: str = "tf_saved_
     if input_signature is not None:
         raise ValueError(f"`input_signature` is for format='tf_saved_model'; format="
                          f"{format!r} exports the model on its own inputs.")
+    if format == "onnx":
+        try:
+            from pretrainlib import onnx_compat
+
+            onnx_compat.register()
+        except ImportError:
+            raise ImportError("format='onnx' needs tf2onnx: `pip install "
+                              "pretrainlib[onnx]` (tf2onnx and onnxruntime).") from None
     try:
+        _call_once(model)  # Keras's ONNX export refuses a model never called
         model.export(path, format=format, verbose=False)
     except BaseException:
         if os.path.isdir(path):
@@ -226,6 +237,19 @@ def export(model: keras.Model, path: str | os.PathLike, format: str = "tf_saved_
             os.remove(path)
         raise
     return path
+
+
+def _call_once(model: keras.Model) -> None:
+    """Calls `model` on one example of zeros shaped like its inputs."""
+    if not model.inputs:
+        return  # a subclassed model: Keras's export reads what it was called on
+
+    def zeros(tensor):
+        shape = [1] + [d or 1 for d in tensor.shape[1:]]
+        return np.zeros(shape, tensor.dtype)
+
+    inputs = model.input
+    model(keras.tree.map_structure(zeros, inputs), training=False)
 
 
 def _load_saved_model(handle: str):

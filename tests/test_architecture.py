@@ -8,7 +8,7 @@ import pathlib
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "pretrainlib"
 # Modules every part may use: they import no other part.
 LEAVES = {"validation", "protocol", "formatting", "keras_compat", "losses", "metrics",
-          "randomness", "epochs"}
+          "randomness", "epochs", "onnx_compat"}
 ALLOWED = {
     "backbones": set(),
     "heads": set(),

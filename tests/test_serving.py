@@ -116,6 +116,22 @@ def test_litert_gives_the_models_outputs_on_preprocessed_inputs(text_model, imag
                                    model.predict(raw, verbose=0), atol=1e-4)
 
 
+@pytest.mark.slow
+def test_onnx_gives_the_models_outputs_on_preprocessed_inputs(text_model, image_model,
+                                                               tmp_path):
+    import onnxruntime
+
+    for name, (model, raw, _) in {"text": text_model, "image": image_model}.items():
+        path = pl.hub.export(model, tmp_path / f"{name}.onnx", format="onnx")
+        session = onnxruntime.InferenceSession(path)
+        inputs = model.preprocessor(raw)
+        specs = session.get_inputs()
+        feed = ({spec.name: np.asarray(inputs[spec.name]) for spec in specs}
+                if isinstance(inputs, dict) else {specs[0].name: np.asarray(inputs)})
+        np.testing.assert_allclose(session.run(None, feed)[0], model.predict(raw, verbose=0),
+                                   atol=1e-5)
+
+
 def test_bad_export_arguments_fail_before_anything_is_written(tmp_path):
     model = regularized_model()
     full = tmp_path / "full"
@@ -145,3 +161,13 @@ def test_bad_export_arguments_fail_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="`model.preprocessor` could not be traced"):
         pl.hub.export(ft, tmp_path / "new", input_signature=tf.TensorSpec([None, 3]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]  # nothing half written
+
+
+def test_onnx_without_its_converter_names_the_extra(tmp_path, monkeypatch):
+    from pretrainlib import onnx_compat
+
+    monkeypatch.setattr(onnx_compat, "_registered", False)
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install pretrainlib\[onnx\]"):
+        pl.hub.export(regularized_model(), tmp_path / "model.onnx", format="onnx")
+    assert not any(tmp_path.iterdir())
