@@ -21,6 +21,7 @@ from pretrainlib import (
     objectives,
     text,
     training,
+    tune,
 )
 from pretrainlib.evaluation import Evaluator
 from pretrainlib.finetuner import FineTuner
@@ -46,4 +47,5 @@ __all__ = [
     "objectives",
     "text",
     "training",
+    "tune",
 ]

@@ -27,7 +27,8 @@ def test_api_reference_lists_every_public_name():
     documented = "\n".join(p.read_text() for p in (ROOT / "docs" / "api").glob("*.md"))
     modules = {"objectives": pl.objectives, "freezing": pl.freezing, "heads": pl.heads,
                "backbones": pl.backbones, "data": pl.data, "text": pl.text,
-               "hub": pl.hub, "epochs": pl.epochs}
+               "hub": pl.hub, "epochs": pl.epochs, "compress": pl.compress,
+               "tune": pl.tune}
     missing = [f"pretrainlib.{name}.{attr}" for name, module in modules.items()
                for attr in getattr(module, "__all__", [])
                if f"::: pretrainlib.{name}.{attr}\n" not in documented + "\n"]

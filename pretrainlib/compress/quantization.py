@@ -22,8 +22,9 @@ from pretrainlib.freezing.peft import Adapter
 
 __all__ = ["MODES", "QuantizationReport", "quantize"]
 
-# Keras 3.15's quantization modes; "gptq" and "awq" calibrate on data (`config=`).
 MODES = ("int8", "int4", "float8", "gptq", "awq")
+"""The modes `quantize` takes (Keras 3.15's); `"gptq"` and `"awq"` calibrate on data
+(`config=`)."""
 _QUANTIZABLE = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Embedding)
 
 

@@ -1,0 +1,87 @@
+"""pl.tune.find_learning_rate: the range test runs on a copy (the model is untouched),
+its rates rise geometrically, it stops when the loss diverges, the valley rule picks
+where the loss falls longest; FineTuner and Pretrainer; bad arguments fail first."""
+
+import keras
+import numpy as np
+import pytest
+
+import pretrainlib as pl
+
+
+def test_valley_reads_the_longest_fall_past_its_middle():
+    rates = np.geomspace(1e-6, 1, 13)
+    #        flat ......  falling steadily for 8 points ...........  cliff
+    losses = [2.0, 2.0, 2.0, 1.95, 1.8, 1.6, 1.3, 1.0, 0.8, 0.7, 0.65, 2.0, 9.0]
+    # Longest decreasing run: indexes 2..10 (9 points); a third is 8/3: 2 + 2 + 1 = 5.
+    assert pl.tune.valley(rates, losses) == pytest.approx(rates[5])
+    with pytest.raises(ValueError, match="recorded 1 loss"):
+        pl.tune.valley(rates[:1], losses[:1])
+
+
+@pytest.fixture
+def fine_tuner(tiny_encoder, tokenizer):
+    ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
+                      policy=pl.freezing.FreezeThenUnfreeze(1),
+                      preprocessor=pl.text.TextPreprocessor(tokenizer, sequence_length=32))
+    ft.compile(learning_rate=1e-3)
+    return ft
+
+
+@pytest.fixture
+def labeled_texts(wordnet):
+    part = wordnet.train.sample(120, seed=0)
+    return list(part.texts), np.asarray(part.labels)
+
+
+def test_the_range_test_leaves_the_model_untouched_and_suggests_a_rate(
+        fine_tuner, labeled_texts, tmp_path):
+    before = [np.array(v) for v in fine_tuner.weights]
+    found = pl.tune.find_learning_rate(fine_tuner, *labeled_texts, batch_size=16,
+                                       min_lr=1e-5, max_lr=1e3, steps=40, stage=1)
+    assert all(np.array_equal(a, np.array(v)) for a, v in zip(before, fine_tuner.weights))
+    assert int(fine_tuner.optimizer.iterations.numpy()) == 0
+    assert fine_tuner.epochs_trained == 0 and fine_tuner.current_stage is None
+    rates = found.learning_rates
+    assert rates[0] == pytest.approx(1e-5)
+    np.testing.assert_allclose(rates[1:] / rates[:-1], (1e3 / 1e-5) ** (1 / 39), rtol=1e-6)
+    # Rates far above 1 blow the loss up: the test stops before its 40 steps.
+    assert 10 < len(rates) < 40
+    assert found.losses[-1] > 4 * found.losses.min() or not np.isfinite(found.raw_losses[-1])
+    assert 1e-5 <= found.suggestion <= rates[-1]
+    assert found.suggestion == pl.tune.valley(rates, found.losses)
+    found.plot(tmp_path / "lr.png")
+    assert (tmp_path / "lr.png").stat().st_size > 5000
+    assert "suggested learning rate" in str(found)
+
+
+def test_a_pretrainer_gets_a_suggestion_too(tiny_encoder, tokenizer, glosses):
+    pre = pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer))
+    pre.compile()
+    data = pl.data.text_dataset(glosses[:400], tokenizer, batch_size=16, sequence_length=32,
+                                pack=True, seed=0)
+    found = pl.tune.find_learning_rate(pre, data, min_lr=1e-5, max_lr=1.0, steps=20)
+    assert len(found.learning_rates) >= 10 and np.isfinite(found.suggestion)
+
+
+def test_bad_range_test_arguments_fail_before_any_step(fine_tuner, labeled_texts, tiny_encoder):
+    x, y = labeled_texts
+    uncompiled = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6))
+    with pytest.raises(ValueError, match="`model` must be a compiled model.*compile"):
+        pl.tune.find_learning_rate(uncompiled, x, y)
+    cases = [(dict(min_lr=0), "`min_lr` must be a positive number"),
+             (dict(min_lr=1e-3, max_lr=1e-4), "`max_lr` must be a number above min_lr"),
+             (dict(steps=5), "`steps` must be at least 10"),
+             (dict(stop_factor=1.0), "`stop_factor` must be a number above 1"),
+             (dict(smoothing=1.0), r"`smoothing` must be a number in \[0, 1\)"),
+             (dict(stage=2), "`stage` must be below the policy's 2 stages")]
+    for arguments, message in cases:
+        with pytest.raises(ValueError, match=message):
+            pl.tune.find_learning_rate(fine_tuner, x, y, **arguments)
+    with pytest.raises(ValueError, match="`x` is required"):
+        pl.tune.find_learning_rate(fine_tuner)
+    pre = pl.Pretrainer(keras.Sequential([keras.Input((4,)), keras.layers.Dense(4)]),
+                        pl.objectives.Autoencoder())
+    pre.compile()
+    with pytest.raises(ValueError, match="`stage` is for a FineTuner"):
+        pl.tune.find_learning_rate(pre, np.zeros((8, 4), "float32"), stage=0)
