@@ -111,3 +111,20 @@ def test_compression_study_of_the_image_model_runs_end_to_end(tmp_path):
     assert summary["distilled student"]["parameters"] < summary["float32"]["parameters"] / 2
     assert summary["pruned 80%"]["gzip_bytes"]["mean"] < summary["float32"]["gzip_bytes"]["mean"]
     assert (tmp_path / "images.png").is_file()
+
+
+@pytest.mark.slow
+def test_learning_rate_finder_study_runs_end_to_end(tmp_path):
+    out = tmp_path / "lr.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "lr_finder_study.py"), "--quick", "--plot",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    seed = result["seeds"][0]
+    assert len(seed["grid"]) == 3 and 1e-7 <= seed["suggestion"] <= 10
+    assert 1 <= seed["nearest_rank_by_val"] <= 3
+    assert result["summary"]["seeds"] == 1 and (tmp_path / "lr.png").is_file()
+    assert "| seed | suggestion |" in run.stdout
