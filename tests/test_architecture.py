@@ -22,7 +22,7 @@ ALLOWED = {
     "compress": {"evaluation", "freezing"},  # adapters stay in float; measure evaluates
     "evaluation": set(),
     "distribute": set(),
-    "tune": {"training"},  # runs a copy of a compiled model with its own settings
+    "tune": {"freezing", "training"},  # copies of a compiled model, trained with its settings
     "training": {"backbones"},  # reads a backbone's inputs to check data against them
     "pretrainer": {"objectives", "training"},
     "finetuner": {"backbones", "data", "freezing", "heads", "training"},

@@ -85,3 +85,50 @@ def test_bad_range_test_arguments_fail_before_any_step(fine_tuner, labeled_texts
     pre.compile()
     with pytest.raises(ValueError, match="`stage` is for a FineTuner"):
         pl.tune.find_learning_rate(pre, np.zeros((8, 4), "float32"), stage=0)
+
+
+def test_search_tries_every_setting_on_a_fresh_copy_and_keeps_the_best(
+        fine_tuner, labeled_texts, wordnet):
+    x, y = labeled_texts
+    part = wordnet.validation.sample(60, seed=0)
+    val = (list(part.texts), np.asarray(part.labels))
+    before = [np.array(v) for v in fine_tuner.weights]
+    policies = [pl.freezing.FeatureExtraction(), pl.freezing.FullFineTune()]
+    result = pl.tune.search(fine_tuner, x, y, validation_data=val, batch_size=16,
+                            learning_rate=[1e-3, 1e-2], policy=policies, epochs=[3],
+                            patience=2)
+    assert all(np.array_equal(a, np.array(v)) for a, v in zip(before, fine_tuner.weights))
+    assert [(t.params["learning_rate"], type(t.params["policy"]).__name__)
+            for t in result.trials] == [(1e-3, "FeatureExtraction"), (1e-3, "FullFineTune"),
+                                        (1e-2, "FeatureExtraction"), (1e-2, "FullFineTune")]
+    assert result.mode == "max" and result.best.score == max(t.score for t in result.trials)
+    # The best model holds its best epoch's weights: it scores what the trial recorded.
+    assert result.best_model is not fine_tuner
+    assert type(result.best_model.policy) is type(result.best.params["policy"])
+    scored = result.best_model.evaluate(*val, verbose=0, return_dict=True)["macro_f1"]
+    assert scored == pytest.approx(result.best.score, abs=1e-5)
+    table = result.to_markdown().splitlines()
+    assert table[0].startswith("| learning_rate | policy | epochs | val_macro_f1 |")
+    assert len(table) == 6
+
+
+def test_bad_search_arguments_fail_before_any_trial(fine_tuner, labeled_texts, tiny_encoder):
+    x, y = labeled_texts
+    with pytest.raises(ValueError, match="`validation_data` is required"):
+        pl.tune.search(fine_tuner, x, y)
+    for arguments, message in [
+            (dict(learning_rate=[]), "`learning_rate` must be one or a list of rates"),
+            (dict(epochs=[0]), "`epochs` must be one or a list of positive integers"),
+            (dict(policy=["all"]), "`policy` must be one or a list of pl.freezing policies"),
+            (dict(mode="up"), "`mode` must be 'max', 'min' or 'auto'"),
+            (dict(patience=0), "`patience` must be a positive integer")]:
+        with pytest.raises(ValueError, match=message):
+            pl.tune.search(fine_tuner, x, y, validation_data=(x, y), **arguments)
+    adam = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
+                        preprocessor=fine_tuner.preprocessor)
+    adam.compile(keras.optimizers.Adam(1e-3))
+    with pytest.raises(ValueError, match="optimizer string"):
+        pl.tune.search(adam, x, y, validation_data=(x, y))
+    with pytest.raises(ValueError, match="`monitor='val_nothing'` is not among"):
+        pl.tune.search(fine_tuner, x, y, validation_data=(x, y), epochs=1,
+                       monitor="val_nothing", mode="max")

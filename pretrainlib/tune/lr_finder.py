@@ -245,7 +245,7 @@ def find_learning_rate(model: keras.Model, x=None, y=None, *, batch_size: int | 
 
     start = time.perf_counter()
     schedule = ExponentialRange(min_lr, max_lr, steps)
-    copy = _copy(model)
+    copy = copy_of(model)
     settings = dict(defaults.recall(model._compile_arguments))
     inner = inner_optimizer(optimizer)
     config = {**inner.get_config(), "learning_rate": schedule}
@@ -267,7 +267,7 @@ def find_learning_rate(model: keras.Model, x=None, y=None, *, batch_size: int | 
     return LearningRateFinding(rates, smoothed, raw, suggestion, time.perf_counter() - start)
 
 
-def _copy(model: keras.Model) -> keras.Model:
+def copy_of(model: keras.Model) -> keras.Model:
     """`model` saved and loaded: its own weights and variables, the original untouched."""
     folder = tempfile.mkdtemp(prefix="lr-finder-")
     try:
