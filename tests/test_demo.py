@@ -123,8 +123,10 @@ def test_learning_rate_finder_study_runs_end_to_end(tmp_path):
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
-    seed = result["seeds"][0]
-    assert len(seed["grid"]) == 3 and 1e-7 <= seed["suggestion"] <= 10
-    assert 1 <= seed["nearest_rank_by_val"] <= 3
-    assert result["summary"]["seeds"] == 1 and (tmp_path / "lr.png").is_file()
-    assert "| seed | suggestion |" in run.stdout
+    assert [s["stage"] for s in result["seeds"]] == [0, 1]  # FreezeThenUnfreeze's two
+    for seed in result["seeds"]:
+        assert len(seed["grid"]) == 3 and 1e-7 <= seed["suggestion"] <= 10
+        assert 1 <= seed["nearest_rank_by_val"] <= 3
+    assert result["summary"]["stage 0"]["seeds"] == 1
+    assert (tmp_path / "lr_stage0.png").is_file() and (tmp_path / "lr_stage1.png").is_file()
+    assert "| seed | stage tested | suggestion |" in run.stdout
