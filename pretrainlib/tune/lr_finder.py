@@ -124,7 +124,14 @@ def valley(learning_rates, losses) -> float:
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
 class ExponentialRange(keras.optimizers.schedules.LearningRateSchedule):
-    """`min_lr * (max_lr / min_lr) ** (step / (steps - 1))`: the range test's rates."""
+    """`min_lr * (max_lr / min_lr) ** (step / (steps - 1))`: the range test's rates.
+
+    Examples:
+        >>> from pretrainlib.tune.lr_finder import ExponentialRange
+        >>> schedule = ExponentialRange(1e-4, 1.0, steps=5)
+        >>> [round(float(schedule(step)), 6) for step in range(5)]
+        [0.0001, 0.001, 0.01, 0.1, 1.0]
+    """
 
     def __init__(self, min_lr: float, max_lr: float, steps: int):
         self.min_lr, self.max_lr, self.steps = float(min_lr), float(max_lr), int(steps)
