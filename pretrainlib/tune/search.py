@@ -29,7 +29,15 @@ _HIGHER_IS_BETTER = ("acc", "f1", "auc", "precision", "recall", "r2")
 @dataclasses.dataclass
 class Trial:
     """One setting tried: its `params`, its best `score` on the monitored metric and
-    the epoch it came at (1-based), the epochs run and the seconds taken."""
+    the epoch it came at (1-based), the epochs run and the seconds taken.
+
+    Examples:
+        >>> import pretrainlib as pl
+        >>> trial = pl.tune.Trial({"learning_rate": 1e-3, "epochs": 10}, score=0.61,
+        ...                       best_epoch=4, epochs_run=7, seconds=3.2)
+        >>> trial.epochs_run - trial.best_epoch  # the epochs early stopping waited
+        3
+    """
 
     params: dict
     score: float
