@@ -222,8 +222,7 @@ def find_learning_rate(model: keras.Model, x=None, y=None, *, batch_size: int | 
     if optimizer is None or not hasattr(model, "_compile_arguments"):
         raise ValueError("`model` must be a compiled model of this library (a FineTuner or "
                          "Pretrainer): call model.compile(...) first.")
-    if isinstance(min_lr, bool) or not isinstance(min_lr, (int, float)) or not 0 < min_lr:
-        raise ValueError(f"`min_lr` must be a positive number. Received: min_lr={min_lr!r}")
+    validation.positive_float("min_lr", min_lr)
     if isinstance(max_lr, bool) or not isinstance(max_lr, (int, float)) or not max_lr > min_lr:
         raise ValueError(f"`max_lr` must be a number above min_lr={min_lr}. "
                          f"Received: max_lr={max_lr!r}")
