@@ -37,8 +37,17 @@ def labeled_texts(wordnet):
 def test_the_range_test_leaves_the_model_untouched_and_suggests_a_rate(
         fine_tuner, labeled_texts, tmp_path):
     before = [np.array(v) for v in fine_tuner.weights]
+    keras.utils.set_random_seed(0)
     found = pl.tune.find_learning_rate(fine_tuner, *labeled_texts, batch_size=16,
-                                       min_lr=1e-5, max_lr=1e3, steps=40, stage=1)
+                                       min_lr=1e-5, max_lr=1e3, steps=40)
+    keras.utils.set_random_seed(0)  # the default is the policy's last stage
+    last = pl.tune.find_learning_rate(fine_tuner, *labeled_texts, batch_size=16,
+                                      min_lr=1e-5, max_lr=1e3, steps=40, stage=1)
+    np.testing.assert_allclose(found.raw_losses, last.raw_losses, rtol=1e-5)
+    keras.utils.set_random_seed(0)
+    head = pl.tune.find_learning_rate(fine_tuner, *labeled_texts, batch_size=16,
+                                      min_lr=1e-5, max_lr=1e3, steps=40, stage=0)
+    assert not np.allclose(head.raw_losses[:10], found.raw_losses[:10])
     assert all(np.array_equal(a, np.array(v)) for a, v in zip(before, fine_tuner.weights))
     assert int(fine_tuner.optimizer.iterations.numpy()) == 0
     assert fine_tuner.epochs_trained == 0 and fine_tuner.current_stage is None

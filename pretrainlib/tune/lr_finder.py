@@ -183,11 +183,17 @@ def find_learning_rate(model: keras.Model, x=None, y=None, *, batch_size: int | 
 
     `model` is a compiled `pl.FineTuner` or `pl.Pretrainer` (or another model of this
     library); the copy trains with `model`'s optimizer type and settings, its loss
-    and its freezing policy at `stage` (default: the stage its next `fit` starts in,
-    e.g. the head alone under `FreezeThenUnfreeze`, as fastai runs `lr_find` on the
-    frozen model), the rate rising from `min_lr` to `max_lr` over `steps` batches
-    of `x` (read again from the start if it runs out). `model` itself is not
-    changed. The run takes about `steps` training steps, a fraction of a fit.
+    and its freezing policy at `stage`, the rate rising from `min_lr` to `max_lr`
+    over `steps` batches of `x` (read again from the start if it runs out). `model`
+    itself is not changed. The run takes about `steps` training steps.
+
+    The default stage is the policy's last, where everything it trains trains
+    (after `FreezeThenUnfreeze`'s head-only epochs, the whole network): the
+    rate a fine-tuning run needs is the one the backbone tolerates. A range test of
+    the head alone (`stage=0` there, which runs on cached features in seconds)
+    suggests rates several times too high for the whole run; on the bundled WordNet
+    recipe it picked the grid's worst rates where the last stage picked its best
+    (see the results page).
 
     Args:
         model: a compiled model of this library.
@@ -199,7 +205,7 @@ def find_learning_rate(model: keras.Model, x=None, y=None, *, batch_size: int | 
         steps: batches over the range (at least 10).
         stop_factor: stop once the smoothed loss is this many times its best (> 1).
         smoothing: the exponential moving average's weight on the past, in [0, 1).
-        stage: the policy stage to test a FineTuner in.
+        stage: the policy stage to test a FineTuner in (default: the last).
 
     Returns:
         A `LearningRateFinding`: `.suggestion`, `.learning_rates`, `.losses`,
@@ -287,12 +293,15 @@ def copy_of(model: keras.Model) -> keras.Model:
 
 
 def _first_epoch_of(model, stage: int | None) -> int:
-    """The epoch at which `model`'s next fit is in `stage` (its own next epoch when
-    `stage` is None)."""
+    """The first epoch from `model`'s next at which its policy is in `stage` (by
+    default the policy's last stage; the next epoch for a model without an epoch
+    policy)."""
     epoch = int(getattr(model, "epochs_trained", 0))
-    if stage is None:
+    policy = getattr(model, "policy", None)
+    if policy is None or policy.unit != "epoch":
         return epoch
-    policy = model.policy
+    if stage is None:
+        stage = policy.num_stages(list(model.layer_groups)) - 1
     for candidate in range(epoch, epoch + 10_000):
         if policy.stage_index(candidate, list(model.layer_groups)) == stage:
             return candidate
