@@ -162,7 +162,7 @@ def parse_args(argv=None):
         args.grid = ([1e-4, 3e-4, 1e-3, 3e-3, 1e-2] if args.task == "text"
                      else [3e-4, 1e-3, 3e-3, 1e-2, 3e-2])
     if args.quick:
-        args.grid = args.grid[1:4]
+        args.grid = args.grid[2:4]
         if args.task == "images":
             args.labels, args.widths = 200, [8, 16]
     return args

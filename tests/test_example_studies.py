@@ -1,0 +1,71 @@
+"""The compression and learning-rate finder studies run end to end on tiny budgets
+(each in its own process, as a user runs it), apart from the demo's tests so that
+test workers can run them side by side."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_compression_study_runs_end_to_end(tmp_path):
+    out = tmp_path / "compression.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "compression_study.py"), "--quick",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads(out.read_text())["summary"]
+    assert list(summary) == ["float32", "int8", "int4", "pruned 50%", "pruned 80%",
+                             "distilled student"]
+    for arm in summary.values():
+        assert 0 <= arm["macro_f1"]["mean"] <= 1 and arm["latency_ms_32"]["mean"] > 0
+    assert summary["int8"]["size_bytes"]["mean"] < summary["float32"]["size_bytes"]["mean"] / 2
+    assert summary["pruned 80%"]["gzip_bytes"]["mean"] < summary["float32"]["gzip_bytes"]["mean"]
+    assert "| int8 |" in run.stdout and (tmp_path / "compression.png").is_file()
+
+
+@pytest.mark.slow
+def test_compression_study_of_the_image_model_runs_end_to_end(tmp_path):
+    out = tmp_path / "images.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "compression_study.py"), "--task", "images",
+         "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    summary = result["summary"]
+    assert list(summary) == ["float32", "int8", "int4", "pruned 50%", "pruned 80%",
+                             "distilled student"]
+    assert result["config"]["task"] == "images"
+    # Keras leaves convolutions in float: the report names them.
+    assert "kept in float" in run.stdout and "(Conv2D," in run.stdout
+    assert summary["distilled student"]["parameters"] < summary["float32"]["parameters"] / 2
+    assert summary["pruned 80%"]["gzip_bytes"]["mean"] < summary["float32"]["gzip_bytes"]["mean"]
+    assert (tmp_path / "images.png").is_file()
+
+
+@pytest.mark.slow
+def test_learning_rate_finder_study_runs_end_to_end(tmp_path):
+    out = tmp_path / "lr.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "lr_finder_study.py"), "--quick", "--plot",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert [s["stage"] for s in result["seeds"]] == [0, 1]  # FreezeThenUnfreeze's two
+    for seed in result["seeds"]:
+        assert len(seed["grid"]) == 2 and 1e-7 <= seed["suggestion"] <= 10
+        assert 1 <= seed["nearest_rank_by_val"] <= 2
+    assert result["summary"]["stage 0"]["seeds"] == 1
+    assert (tmp_path / "lr_stage0.png").is_file() and (tmp_path / "lr_stage1.png").is_file()
+    assert "| seed | stage tested | suggestion |" in run.stdout
