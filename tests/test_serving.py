@@ -102,34 +102,31 @@ def test_exports_serve_raw_inputs_and_fine_tune_as_tf_hub_modules(text_model, im
     np.testing.assert_allclose(loaded(image_model[1]), expected["image"], atol=1e-5)
 
 
-@pytest.mark.slow
-def test_litert_gives_the_models_outputs_on_preprocessed_inputs(text_model, image_model,
-                                                                  tmp_path):
-    for name, (model, raw, _) in {"text": text_model, "image": image_model}.items():
-        path = pl.hub.export(model, tmp_path / f"{name}.tflite", format="litert")
-        inputs = model.preprocessor(raw)
-        inputs = ({k: v.numpy() for k, v in inputs.items()} if isinstance(inputs, dict)
-                  else {model.input.name.split(":")[0]: inputs.numpy()})
-        runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
-        got = runner(**{key: inputs[key] for key in runner.get_input_details()})
-        np.testing.assert_allclose(next(iter(got.values())),
-                                   model.predict(raw, verbose=0), atol=1e-4)
+def run_litert(path, inputs):
+    runner = tf.lite.Interpreter(model_path=path).get_signature_runner()
+    names = list(runner.get_input_details())
+    feed = inputs if isinstance(inputs, dict) else {names[0]: inputs}
+    return next(iter(runner(**{name: np.asarray(feed[name]) for name in names}).values()))
 
 
-@pytest.mark.slow
-def test_onnx_gives_the_models_outputs_on_preprocessed_inputs(text_model, image_model,
-                                                               tmp_path):
+def run_onnx(path, inputs):
     import onnxruntime
 
+    session = onnxruntime.InferenceSession(path)
+    names = [spec.name for spec in session.get_inputs()]
+    feed = inputs if isinstance(inputs, dict) else {names[0]: inputs}
+    return session.run(None, {name: np.asarray(feed[name]) for name in names})[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("format, suffix, run, tolerance", [
+    ("litert", "tflite", run_litert, 1e-4), ("onnx", "onnx", run_onnx, 1e-5)])
+def test_other_formats_give_the_models_outputs_on_preprocessed_inputs(
+        text_model, image_model, tmp_path, format, suffix, run, tolerance):
     for name, (model, raw, _) in {"text": text_model, "image": image_model}.items():
-        path = pl.hub.export(model, tmp_path / f"{name}.onnx", format="onnx")
-        session = onnxruntime.InferenceSession(path)
-        inputs = model.preprocessor(raw)
-        specs = session.get_inputs()
-        feed = ({spec.name: np.asarray(inputs[spec.name]) for spec in specs}
-                if isinstance(inputs, dict) else {specs[0].name: np.asarray(inputs)})
-        np.testing.assert_allclose(session.run(None, feed)[0], model.predict(raw, verbose=0),
-                                   atol=1e-5)
+        path = pl.hub.export(model, tmp_path / f"{name}.{suffix}", format=format)
+        np.testing.assert_allclose(run(path, model.preprocessor(raw)),
+                                   model.predict(raw, verbose=0), atol=tolerance)
 
 
 def test_bad_export_arguments_fail_before_anything_is_written(tmp_path):
