@@ -5,11 +5,13 @@ from __future__ import annotations
 import warnings
 
 import keras
+import tensorflow as tf
 
 from pretrainlib import formatting, keras_compat, validation
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import call_inputs
 from pretrainlib.data.image_preprocessor import check_pixels
+from pretrainlib.epochs import source_of
 from pretrainlib.freezing import adapter_file, trainable
 from pretrainlib.freezing.builtins import FreezeThenUnfreeze, FullFineTune
 from pretrainlib.freezing.callback import PolicyCallback, apply_stage, variables_ever_trained
@@ -17,6 +19,9 @@ from pretrainlib.freezing.peft import Transform
 from pretrainlib.freezing.policy import FreezePolicy
 from pretrainlib.heads.logits import LogitsDefaults
 from pretrainlib.protocol import DeclaresLoss
+from pretrainlib.semi import pool as unlabeled_pool
+from pretrainlib.semi import step as semi_step
+from pretrainlib.semi.methods import PseudoLabel, SemiSupervised
 from pretrainlib.training import feature_cache
 from pretrainlib.training.core import TrainingCore
 from pretrainlib.training.inputs import check_labeled, check_shapes
@@ -71,6 +76,9 @@ class FineTuner(TrainingCore, keras.Model):
             first dataset trained on that has them (`pl.data.text_dataset` with
             string labels gives them). Saved with the model; the `Evaluator` uses
             them.
+        semi_supervised: how `fit(..., unlabeled=...)` learns from unlabeled
+            examples: `pl.semi.PseudoLabel()` (the default) or
+            `pl.semi.Consistency()`.
 
     Examples:
         >>> import pretrainlib as pl
@@ -97,7 +105,7 @@ class FineTuner(TrainingCore, keras.Model):
                  groups: dict | None = None, batchnorm: str = "auto", pairs: bool = False,
                  current_stage: int | None = None, epochs_trained: int = 0,
                  frozen_variables: list | None = None, class_names: list | None = None,
-                 **kwargs):
+                 semi_supervised: SemiSupervised | None = None, **kwargs):
         validation.instance_of("backbone", backbone, keras.Model,
                                "a keras.Model (e.g. pl.backbones.TextEncoder)")
         validation.instance_of("head", head, keras.layers.Layer,
@@ -106,6 +114,9 @@ class FineTuner(TrainingCore, keras.Model):
                                "a pl.freezing.FreezePolicy (e.g. FreezeThenUnfreeze())")
         validation.instance_of("adapters", adapters, (Transform, type(None)),
                                "a pl.freezing.Transform (e.g. LoRA(8))")
+        validation.instance_of("semi_supervised", semi_supervised,
+                               (SemiSupervised, type(None)),
+                               "a pl.semi method (e.g. pl.semi.PseudoLabel())")
         if isinstance(policy, Transform):  # shorthand: the transform, trained throughout
             policy, adapters = FullFineTune(), policy
         if policy is None:
@@ -124,6 +135,8 @@ class FineTuner(TrainingCore, keras.Model):
         super().__init__(inputs=inputs, outputs=head(features), **kwargs)
         self.backbone, self.head, self.policy, self.adapters = backbone, head, policy, adapters
         self.preprocessor = preprocessor
+        self.semi_supervised = semi_supervised
+        self._unlabeled = None  # this `fit`'s unlabeled inputs, then its pool
         self.batchnorm = trainable.resolve_batchnorm(batchnorm, backbone)
         self.pairs = bool(pairs)
         self.epochs_trained = validation.non_negative_int("epochs_trained", epochs_trained)
@@ -165,11 +178,20 @@ class FineTuner(TrainingCore, keras.Model):
         return formatting.fine_tuner_rows(self) + super()._summary_rows()
 
     # === Training ===
-    def fit(self, x=None, y=None, *args, cache_features="auto", **kwargs):
+    def fit(self, x=None, y=None, *args, unlabeled=None, cache_features="auto", **kwargs):
         """`keras.Model.fit` (see `TrainingCore.fit`), with the policy applied and,
         where it pays, cached features.
 
         Args:
+            unlabeled: unlabeled examples to learn from as well, by the FineTuner's
+                `semi_supervised` method (default `pl.semi.PseudoLabel()`): raw
+                texts (with a text preprocessor) or a dict of token-id arrays;
+                images (uint8 0-255 or floats in [0, 1]); or a batched
+                `tf.data.Dataset` of model inputs without labels (read in its own
+                order). Each step reads `ratio` unlabeled examples per labeled one,
+                in an order fixed by a seed per epoch of the pool (recorded by a
+                checkpoint, so a resumed run reads the same ones). Never pass test
+                examples: pseudo-labels are training signal.
             cache_features: `"auto"` (default): when every epoch of this call trains
                 the head alone, the backbone has no random layer (dropout) and the
                 dataset draws no random numbers (augmentation), the backbone's
@@ -180,7 +202,48 @@ class FineTuner(TrainingCore, keras.Model):
         """
         validation.one_of("cache_features", cache_features, ("auto", True, False))
         self._cache = cache_features
-        return super().fit(x, y, *args, **kwargs)
+        if unlabeled is None:
+            return super().fit(x, y, *args, **kwargs)
+        self._unlabeled = self._unlabeled_inputs(unlabeled, cache_features)
+        self._reads_one_stream = True  # each batch meets its unlabeled block
+        self.train_function = None  # traced with this call's pool and method
+        try:
+            return super().fit(x, y, *args, **kwargs)
+        finally:
+            self._unlabeled = None
+            del self._reads_one_stream
+            self.train_function = None
+
+    def _method(self) -> SemiSupervised:
+        return self.semi_supervised if self.semi_supervised is not None else PseudoLabel()
+
+    def _input_kind(self) -> str:
+        if isinstance(self.input, dict) and "token_ids" in self.input:
+            return "text"
+        return "image" if len(self.input.shape) == 4 else "other"
+
+    def _unlabeled_inputs(self, unlabeled, cache_features):
+        """Checks `unlabeled` (before any step) and returns it as model inputs."""
+        if getattr(self.task_part, "num_classes", None) is None:
+            raise ValueError(
+                "`unlabeled` needs a classification head (pseudo-labels are classes); "
+                f"this FineTuner's head is {type(self.head).__name__}.")
+        if getattr(self, "skip_nonfinite", False):
+            raise ValueError("`unlabeled` with compile(skip_nonfinite=True) is not "
+                             "supported: compile with skip_nonfinite=False.")
+        if cache_features is True:
+            raise ValueError("`cache_features=True` with `unlabeled`: every step runs the "
+                             "backbone on unlabeled examples, so there is nothing to "
+                             "cache. Pass cache_features='auto' or False.")
+        kind = self._input_kind()
+        self._method().views(kind, getattr(self.preprocessor, "tokenizer", None))  # checks
+        inputs = unlabeled_pool.unlabeled_inputs("unlabeled", unlabeled, kind,
+                                                 self.preprocessor)
+        spec = (inputs.element_spec if hasattr(inputs, "element_spec") else
+                tf.nest.map_structure(lambda a: tf.TensorSpec(a.shape, a.dtype), inputs))
+        if not (kind == "image" and self.preprocessor is not None):  # it resizes
+            check_shapes("unlabeled", spec, self.backbone)
+        return inputs
 
     def _check_data(self, name, dataset, steps, steps_name):
         check_labeled(name, dataset, steps, steps_name, self.input,
@@ -215,6 +278,8 @@ class FineTuner(TrainingCore, keras.Model):
         policy.set_model(self)
         self._policy_callback = policy
         run.callbacks.insert(0, policy)
+        if self._unlabeled is not None:
+            return self._fit_with_pool(run, **kwargs)
         reason = feature_cache.reason_not_to_cache(
             self._cache, self.policy, list(self.layer_groups), run.absolute_epochs(),
             self._parts.network, (("x", run.x), ("validation_data", kwargs["validation_data"])))
@@ -222,6 +287,44 @@ class FineTuner(TrainingCore, keras.Model):
         if reason is not None:
             return super()._fit_run(run, **kwargs)
         return feature_cache.fit_head(self, run, self._parts.features, **kwargs)
+
+    def _fit_with_pool(self, run, **kwargs):
+        """A run that also reads the unlabeled pool (see `pl.semi`)."""
+        method, kind = self._method(), self._input_kind()
+        self._unlabeled = unlabeled_pool.pool_for(
+            self._unlabeled, method, kind, self.preprocessor, _batch_size(run.x))
+        with self.distribute_strategy.scope():
+            self._semi = (method, semi_step.Trackers())
+        run.callbacks.insert(1, semi_step.ResetTrackers(self._semi[1]))
+        self.fit_on_cached_features = False
+        return TrainingCore._fit_run(self, run, **kwargs)
+
+    def _stream_view(self, stream, first_batch, step=1):
+        if self._unlabeled is None:
+            return stream
+        ratio = self._semi[0].ratio
+        return tf.data.Dataset.zip(stream, self._unlabeled.stream(first_batch, step)).map(
+            lambda batch, views: semi_step.join(batch, views, ratio),
+            num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _symbolic_batch(self, data_batch):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data_batch)
+        if not semi_step.is_joined(x):
+            return data_batch
+        return (x[semi_step.LABELED], y, sample_weight)
+
+    def _run_state(self):
+        return None if self._unlabeled is None else {"unlabeled_seed": self._unlabeled.seed}
+
+    def _restore_run_state(self, state) -> None:
+        if self._unlabeled is not None and state and state.get("unlabeled_seed") is not None:
+            self._unlabeled = self._unlabeled.with_seed(state["unlabeled_seed"])
+
+    def train_step(self, data):
+        x = keras.utils.unpack_x_y_sample_weight(data)[0]
+        if semi_step.is_joined(x):
+            return semi_step.train_step(self, data, *self._semi)
+        return super().train_step(data)
 
     def _begin_run(self, epoch: int) -> None:
         self._policy_callback.apply(epoch if self.policy.unit == "epoch"
@@ -295,13 +398,28 @@ class FineTuner(TrainingCore, keras.Model):
             "groups": self._parts.patterns, "batchnorm": self.batchnorm, "pairs": self.pairs,
             "current_stage": self.current_stage, "epochs_trained": int(self.epochs_trained),
             "frozen_variables": list(self._parts.frozen), "class_names": self.class_names,
+            "semi_supervised": (None if self.semi_supervised is None
+                                else serialize(self.semi_supervised)),
             "name": self.name,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("backbone", "head", "policy", "adapters", "preprocessor"):
+        for key in ("backbone", "head", "policy", "adapters", "preprocessor",
+                    "semi_supervised"):
             if config.get(key) is not None:
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _batch_size(dataset) -> int:
+    """The labeled batch size of `dataset`: its source's, its static one, or (for a
+    dataset of your own without one) its first batch's."""
+    source = source_of(dataset)
+    if getattr(source, "batch_size", None):
+        return int(source.batch_size)
+    size = tf.nest.flatten(dataset.element_spec)[0].shape[0]
+    if size is not None:
+        return int(size)
+    return int(tf.shape(tf.nest.flatten(next(iter(dataset)))[0])[0])

@@ -41,7 +41,10 @@ from keras.src.backend.tensorflow.trainer import (  # noqa: E402
 )
 from keras.src.backend import random_seed_dtype  # noqa: E402
 from keras.src.export.tfsm_layer import _list_variables_used_by_fns  # noqa: E402
-from keras.src.losses.loss import unscale_loss_for_distribution  # noqa: E402
+from keras.src.losses.loss import (  # noqa: E402
+    scale_loss_for_distribution,
+    unscale_loss_for_distribution,
+)
 
 __all__ = ["OptimizerOverrides", "TrainerOverrides", "compute_loss", "is_multi_worker",
            "loss_tracker", "lora_base_weight", "seed_generators",
@@ -126,6 +129,12 @@ def is_multi_worker(strategy) -> bool:
     return _collective_all_reduce_multi_worker(strategy)
 
 
+def scale_loss(loss):
+    """A replica's share of a loss that Keras's all-reduce sums (Keras's rule for the
+    losses it computes itself)."""
+    return scale_loss_for_distribution(loss)
+
+
 def unscale_loss(loss):
     """A replica's loss as one device would report it (Keras's train step's rule)."""
     return unscale_loss_for_distribution(loss)
@@ -166,7 +175,14 @@ class TrainerOverrides:
                 spec = dataset.element_spec
             if spec is not None:
                 iterator, data_batch = None, spec
+        if data_batch is not None:
+            data_batch = self._symbolic_batch(data_batch)
         return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _symbolic_batch(self, data_batch):
+        """What of a batch the model is called on, for the symbolic build (a model
+        whose batches carry more, such as a semi-supervised FineTuner's, says)."""
+        return data_batch
 
     def _make_function(self, step_function):
         # Keras's TF trainer reduces a multi-worker step's logs with

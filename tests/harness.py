@@ -25,7 +25,7 @@ import numpy as np
 
 import pretrainlib as pl
 
-KINDS = ("objective", "policy", "transform", "backbone", "head")
+KINDS = ("objective", "policy", "transform", "backbone", "head", "semi")
 REGISTRY: dict[str, dict] = {kind: {} for kind in KINDS}
 OPTIMIZER = {"optimizer": "auto", "learning_rate": 1e-2}  # what every case compiles with
 
@@ -72,11 +72,13 @@ def part(case: str, model):
     return {"objective": getattr(model, "objective", None),
             "policy": getattr(model, "policy", None),
             "transform": getattr(model, "adapters", None),
-            "backbone": model.backbone, "head": getattr(model, "head", None)}[kind]
+            "backbone": model.backbone, "head": getattr(model, "head", None),
+            "semi": getattr(model, "semi_supervised", None)}[kind]
 
 
 def sample_inputs(model, data):
     """A batch of what `model.predict_on_batch` takes, for comparing outputs."""
+    data = data["x"] if isinstance(data, dict) else data  # fit's arguments
     batch = next(iter(data))
     if isinstance(model, pl.Pretrainer):
         return next(iter(model._evaluation_view(data.take(1))))[0]
@@ -259,3 +261,22 @@ def _classifier():
 def _regressor():
     return fine_tuner(head=pl.heads.Regressor(dropout=0.0), data=text_data(regression=True),
                       policy=pl.freezing.FullFineTune())
+
+
+# === Semi-supervised methods (a case's data is then `fit`'s arguments) ===
+@register("semi", "PseudoLabel")
+def _pseudo_label():
+    model, data = fine_tuner(policy=pl.freezing.FullFineTune(),
+                             semi_supervised=pl.semi.PseudoLabel(threshold=0.2))
+    pool = pl.data.text_dataset(list(pl.datasets.wordnet_supersenses().unlabeled[:48]),
+                                tokenizer(), batch_size=16, sequence_length=16, shuffle=False)
+    return model, {"x": data, "unlabeled": pool}
+
+
+@register("semi", "Consistency", atol=BATCHNORM_ATOL)
+def _consistency():
+    model, data = fine_tuner(conv_net(), pl.heads.Classifier(10, dropout=0.0), image_data(),
+                             policy=pl.freezing.FullFineTune(),
+                             semi_supervised=pl.semi.Consistency(threshold=0.2))
+    pool = pl.datasets.fashion_mnist().train.images[-48:]
+    return model, {"x": data, "unlabeled": pool}

@@ -25,7 +25,8 @@ ALLOWED = {
     "tune": {"freezing", "training"},  # copies of a compiled model, trained with its settings
     "training": {"backbones"},  # reads a backbone's inputs to check data against them
     "pretrainer": {"objectives", "training"},
-    "finetuner": {"backbones", "data", "freezing", "heads", "training"},
+    "semi": {"data"},  # scales images as pl.data does
+    "finetuner": {"backbones", "data", "freezing", "heads", "semi", "training"},
 }
 
 

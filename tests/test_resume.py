@@ -13,10 +13,11 @@ import pytest
 import pretrainlib as pl
 
 SCRIPT = __import__("pathlib").Path(__file__).parent / "scripts" / "resumable_run.py"
-MODELS = ["images", "text", "pretrainer", "files"]  # FineTuners (dropout, shuffled, a
+MODELS = ["images", "text", "pretrainer", "files", "semi"]  # FineTuners (dropout, shuffled, a
 # stage boundary at epoch 1, augmentation for images), a masked-LM Pretrainer on packed
-# texts, and one on packed files streamed from disk
-KILLS = {"images": (5, 14), "text": (3, 10), "pretrainer": (4, 11), "files": (4, 11)}  # mid-epoch, both
+# texts, one on packed files streamed from disk, and the images one with an unlabeled pool
+KILLS = {"images": (5, 14), "text": (3, 10), "pretrainer": (4, 11), "files": (4, 11),
+         "semi": (5, 14)}  # mid-epoch, both
 # sides of the unfreezing, between checkpoints (every 4 steps)
 
 

@@ -213,6 +213,13 @@ class TrainingCore(keras_compat.TrainerOverrides):
         `step`, when each worker reads its own share)."""
         return stream
 
+    def _run_state(self):
+        """What a checkpoint records of the model's own run state (JSON), if any."""
+        return None
+
+    def _restore_run_state(self, state) -> None:
+        """Takes back what `_run_state` gave, from the checkpoint a run resumes."""
+
     def _evaluation_view(self, dataset):
         """What `evaluate` and validation read of `dataset`."""
         return dataset

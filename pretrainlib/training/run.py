@@ -114,7 +114,8 @@ class Run:
                  "first_step": first_step, "epoch_offset": self.epoch_offset,
                  "seed": getattr(model, "seed", None),
                  "data_seed": source.seed if source is not None else None,
-                 "schedule": self.schedule.get_config() if self.schedule else None}
+                 "schedule": self.schedule.get_config() if self.schedule else None,
+                 "model": model._run_state()}
         offset, skip = 0, 0
         saver = self.checkpoint
         latest = saver.latest() if saver is not None and saver.resume else None
@@ -132,6 +133,7 @@ class Run:
             if self.schedule is not None and state["schedule"] is not None:
                 self.schedule.start(state["schedule"]["first_step"],
                                     state["schedule"]["total_steps"])
+            model._restore_run_state(state["model"])
             self.epoch_offset = state["epoch_offset"]
             initial_epoch, offset = saved["epoch"], saved["batch"]
             skip = (initial_epoch - state["first_epoch"]) * self.steps + offset

@@ -1,6 +1,6 @@
 """A small seeded training run, with or without checkpoints, for the resume tests.
 
-    python resumable_run.py OUT.npz [--model images|text|pretrainer]
+    python resumable_run.py OUT.npz [--model images|text|pretrainer|files|semi]
         [--checkpoint FOLDER] [--every N] [--die-at STEP] [--die-in-save]
         [--mirrored] [--tokenizer PATH]
 
@@ -16,7 +16,8 @@ process after that global step (as a preemption would); `--die-in-save` SIGKILLs
 it halfway through writing the second checkpoint; `--mirrored` trains under
 MirroredStrategy on two logical CPUs. `--tokenizer` names a saved WordPiece
 vocabulary (one for every process). A finished run writes its final weights to
-OUT.npz.
+OUT.npz. `semi` is `images` with an unlabeled pool of 80 images and
+`pl.semi.Consistency` (augmented views drawn per step).
 """
 
 import argparse
@@ -61,14 +62,17 @@ def die_halfway_through_the_second_save():
 
 
 def build(kind, tokenizer, folder):
-    if kind == "images":
+    if kind in ("images", "semi"):
         part = pl.datasets.fashion_mnist().train.sample(96, seed=0)
+        method = pl.semi.Consistency(threshold=0.3) if kind == "semi" else None
         model = pl.FineTuner(pl.backbones.ConvNet(widths=(8, 16), blocks_per_stage=1),
                              pl.heads.Classifier(10, dropout=0.3),
-                             policy=pl.freezing.FreezeThenUnfreeze(1))
+                             policy=pl.freezing.FreezeThenUnfreeze(1), semi_supervised=method)
         augment = [keras.layers.RandomTranslation(0.1, 0.1), keras.layers.RandomFlip()]
         data = pl.data.image_dataset(part.images, part.labels, batch_size=16, seed=1,
                                      augment=augment)
+        if kind == "semi":  # a pool of 80: its epochs end apart from the labeled ones
+            return model, {"x": data, "unlabeled": pl.datasets.fashion_mnist().train.images[-80:]}
         return model, data
     glosses = pl.datasets.wordnet_supersenses().train.sample(96, seed=0)
     encoder = pl.backbones.TextEncoder(tokenizer.vocab_size, num_layers=1, hidden_dim=32,
@@ -99,7 +103,8 @@ def build(kind, tokenizer, folder):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
-    parser.add_argument("--model", default="images", choices=["images", "text", "pretrainer", "files"])
+    parser.add_argument("--model", default="images",
+                        choices=["images", "text", "pretrainer", "files", "semi"])
     parser.add_argument("--checkpoint")
     parser.add_argument("--every", type=int, default=4)
     parser.add_argument("--die-at", type=int)
@@ -130,7 +135,9 @@ def main():
     if args.die_in_save:
         die_halfway_through_the_second_save()
     steps = 6 if args.model == "files" else None  # epochs cut from the stream
-    history = model.fit(data, epochs=3, callbacks=callbacks, verbose=0, steps_per_epoch=steps)
+    arguments = data if isinstance(data, dict) else {"x": data}  # fit's arguments
+    history = model.fit(**arguments, epochs=3, callbacks=callbacks, verbose=0,
+                        steps_per_epoch=steps)
     np.savez(args.out, *[np.asarray(w) for w in model.weights], **initial,
              epochs=np.asarray(history.epoch), loss=np.asarray(history.history["loss"]))
 
