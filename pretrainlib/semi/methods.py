@@ -138,8 +138,9 @@ class Consistency(SemiSupervised):
         ratio: unlabeled examples per labeled example in each step.
         token_replacement: for text, the fraction of word pieces the strong view
             replaces, in (0, 1).
-        weak, strong: for images, Keras augmentation layers (a list) for the two
-            views, replacing the defaults; they see pixels scaled to [0, 1].
+        weak: for images, Keras augmentation layers (a list) for the weak view,
+            replacing the default; they see pixels scaled to [0, 1].
+        strong: the same for the strong view.
 
     Examples:
         >>> import pretrainlib as pl
