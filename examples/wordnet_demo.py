@@ -85,8 +85,9 @@ def pretrain(wn, tokenizer, args, seed: int, cooccurrence: bool = True,
 
 
 def fine_tune(build, train, val, args, learning_rates, seed: int,
-              monitor: str = "val_macro_f1"):
-    """Trains one model per learning rate; keeps the best on the validation `monitor`."""
+              monitor: str = "val_macro_f1", **fit):
+    """Trains one model per learning rate; keeps the best on the validation `monitor`
+    (`fit`: more arguments of `fit`, e.g. `unlabeled=`)."""
     best = None
     for lr in learning_rates:
         keras.utils.set_random_seed(seed)
@@ -95,7 +96,7 @@ def fine_tune(build, train, val, args, learning_rates, seed: int,
         stop = keras.callbacks.EarlyStopping(monitor, mode="max", patience=args.patience,
                                              restore_best_weights=True)
         history = model.fit(train, validation_data=val, epochs=args.epochs, callbacks=[stop],
-                            verbose=0)
+                            verbose=0, **fit)
         score = max(history.history[monitor])
         log(f"  lr={lr:g}: best {monitor} {score:.3f} "
             f"after {int(np.argmax(history.history[monitor])) + 1} epochs")

@@ -1,6 +1,6 @@
-"""The compression and learning-rate finder studies run end to end on tiny budgets
-(each in its own process, as a user runs it), apart from the demo's tests so that
-test workers can run them side by side."""
+"""The compression, learning-rate finder and semi-supervised studies run end to end
+on tiny budgets (each in its own process, as a user runs it), apart from the demo's
+tests so that test workers can run them side by side."""
 
 import json
 import pathlib
@@ -69,3 +69,23 @@ def test_learning_rate_finder_study_runs_end_to_end(tmp_path):
     assert result["summary"]["stage 0"]["seeds"] == 1
     assert (tmp_path / "lr_stage0.png").is_file() and (tmp_path / "lr_stage1.png").is_file()
     assert "| seed | stage tested | suggestion |" in run.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["text", "images"])
+def test_semi_supervised_study_runs_end_to_end(tmp_path, task):
+    out = tmp_path / "semi.json"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "semi_supervised_study.py"), "--task", task,
+         "--quick", "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    arms = {"text": ["recipe", "+ pseudo-label", "+ consistency"],
+            "images": ["recipe", "+ consistency"]}[task]
+    assert list(result["summary"]["60"]) == arms
+    semi = result["runs"]["60"][0][arms[-1]]
+    assert 0 <= semi["macro_f1"] <= 1 and semi["epochs"] >= 1
+    assert ("scratch" in result["summary"]) == (task == "text")
+    assert "| 60 | + consistency |" in run.stdout

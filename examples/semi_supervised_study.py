@@ -1,0 +1,220 @@
+"""Does the unlabeled pool pay at fine-tuning too? The recipe with and without it.
+
+    python examples/semi_supervised_study.py --task text --seeds 3 \\
+        --out docs/results/semi_supervised_text.json
+    python examples/semi_supervised_study.py --task images --seeds 3 \\
+        --out docs/results/semi_supervised_images.json
+
+`--task text`: the WordNet recipe (`wordnet_demo.py`: an encoder pretrained once on
+the unlabeled glosses, FreezeThenUnfreeze, early stopping on validation macro-F1)
+at each of `--label-counts` labels, fine-tuned on the labels alone, with
+`pl.semi.PseudoLabel` and with `pl.semi.Consistency` (token replacement), the pool
+being the unlabeled glosses minus every gloss of the validation and test
+synsets; beside them, the same architecture from scratch with `--scratch-labels`
+labels (the bar the pretrained few-label arms aim at).
+
+`--task images`: the library's ConvNet from scratch on 10 Fashion-MNIST labels
+per class (flip and shift augmentation on the labels), alone and with
+`pl.semi.Consistency` (FixMatch's weak and strong views) on the 18,000 unlabeled
+training images.
+
+Every arm is scored on the test split; the table gives mean ± std over seeds and
+the per-seed gain of each semi-supervised arm over the recipe.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+import time
+
+import keras
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import wordnet_demo as demo  # noqa: E402
+
+import pretrainlib as pl  # noqa: E402
+
+
+class TextTask:
+    def __init__(self, args):
+        self.args = args
+        self.wn = wn = pl.datasets.wordnet_supersenses()
+        self.tokenizer = pl.text.WordPieceTokenizer.train(wn.unlabeled, vocab_size=args.vocab)
+        self.encoder = demo.pretrain(wn, self.tokenizer, args, seed=0)
+        self.test_split = demo.test_split(wn, args)
+        self.test = demo.labeled_dataset(self.test_split, self.tokenizer, args, 0, shuffle=False)
+        held_out = {t[:40] for t in list(wn.test.texts) + list(wn.validation.texts)}
+        pool = [t for t in wn.unlabeled if t[:40] not in held_out]
+        demo.log(f"pool: {len(pool)} glosses ({len(wn.unlabeled) - len(pool)} of validation "
+                 "and test synsets left out)")
+        self.pool = list(np.random.default_rng(0).permutation(pool)[:args.pool])
+
+    def arms(self):
+        a = self.args
+        return {"recipe": None,
+                "+ pseudo-label": pl.semi.PseudoLabel(threshold=a.threshold, ratio=a.ratio),
+                "+ consistency": pl.semi.Consistency(threshold=a.threshold, ratio=a.ratio,
+                                                     token_replacement=a.token_replacement)}
+
+    def run(self, labels, seed):
+        args, wn = self.args, self.wn
+        train = demo.labeled_dataset(wn.train.sample(labels, seed=seed), self.tokenizer,
+                                     args, seed)
+        val = demo.labeled_dataset(wn.validation.sample(args.val_labels, seed=seed),
+                                   self.tokenizer, args, seed, shuffle=False)
+        out = {}
+        for arm, method in self.arms().items():
+            build = lambda m=method: pl.FineTuner(  # noqa: E731
+                pl.backbones.clone(self.encoder), pl.heads.Classifier(len(wn.class_names)),
+                policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs),
+                preprocessor=pl.text.TextPreprocessor(self.tokenizer, args.length),
+                semi_supervised=m)
+            extra = {} if method is None else {"unlabeled": self.pool}
+            out[arm] = scored(build, train, val, self.test, args, seed, **extra)
+        return out
+
+    def reference(self, seed):
+        """The same architecture from scratch with `--scratch-labels` labels."""
+        args, wn = self.args, self.wn
+        train = demo.labeled_dataset(wn.train.sample(args.scratch_labels, seed=seed),
+                                     self.tokenizer, args, seed)
+        val = demo.labeled_dataset(wn.validation.sample(args.val_labels, seed=seed),
+                                   self.tokenizer, args, seed, shuffle=False)
+        build = lambda: pl.FineTuner(demo.make_encoder(self.tokenizer, args),  # noqa: E731
+                                     pl.heads.Classifier(len(wn.class_names)),
+                                     policy=pl.freezing.FullFineTune())
+        return scored(build, train, val, self.test, args, seed)
+
+
+class ImageTask:
+    def __init__(self, args):
+        self.args = args
+        self.fm = pl.datasets.fashion_mnist()
+        test = self.fm.test if args.test_labels is None else self.fm.test.sample(
+            args.test_labels, seed=0)
+        self.test = pl.data.image_dataset(test.images, test.labels, batch_size=256,
+                                          shuffle=False)
+        self.pool = self.fm.unlabeled[:args.pool]
+
+    def arms(self):
+        a = self.args
+        return {"recipe": None,
+                "+ consistency": pl.semi.Consistency(threshold=a.threshold, ratio=a.ratio)}
+
+    def run(self, labels, seed):
+        args, fm = self.args, self.fm
+        part = fm.train.sample(labels, seed=seed)
+        augment = [keras.layers.RandomFlip("horizontal"),
+                   keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant")]
+        train = pl.data.image_dataset(part.images, part.labels, batch_size=args.batch,
+                                      seed=seed, augment=augment)
+        val = pl.data.image_dataset(fm.validation.images, fm.validation.labels,
+                                    batch_size=256, shuffle=False)
+        out = {}
+        for arm, method in self.arms().items():
+            build = lambda m=method: pl.FineTuner(  # noqa: E731
+                pl.backbones.ConvNet(widths=tuple(args.widths)), pl.heads.Classifier(10),
+                policy=pl.freezing.FullFineTune(), semi_supervised=m)
+            extra = {} if method is None else {"unlabeled": self.pool}
+            out[arm] = scored(build, train, val, self.test, args, seed, **extra)
+        return out
+
+    def reference(self, seed):
+        return None
+
+
+def scored(build, train, val, test, args, seed, **fit) -> dict:
+    start = time.time()
+    _, lr, model = demo.fine_tune(build, train, val, args, args.learning_rates, seed, **fit)
+    report = pl.Evaluator(metrics=["accuracy", "macro_f1"]).evaluate(model, test)
+    result = {**report.metrics, "learning_rate": lr, "seconds": time.time() - start,
+              "epochs": len(model.history.epoch)}
+    demo.log(f"    test macro-F1 {result['macro_f1']:.4f}, accuracy "
+             f"{result['accuracy']:.4f} ({result['seconds']:.0f} s)")
+    return result
+
+
+def run(args) -> dict:
+    start = time.time()
+    task = TextTask(args) if args.task == "text" else ImageTask(args)
+    runs = {str(n): [] for n in args.label_counts}
+    references = []
+    for seed in range(args.seeds):
+        for labels in args.label_counts:
+            demo.log(f"seed {seed}, {labels} labels")
+            runs[str(labels)].append(task.run(labels, seed))
+        if args.task == "text" and args.scratch_labels:
+            demo.log(f"seed {seed}, scratch with {args.scratch_labels} labels")
+            references.append(task.reference(seed))
+    results = {"config": vars(args), "runs": runs, "scratch_reference": references,
+               "summary": summarize(runs, references), "wall_seconds": time.time() - start}
+    out = pathlib.Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(table(results["summary"], args))
+    return results
+
+
+def summarize(runs: dict, references: list) -> dict:
+    metric = "macro_f1"
+    summary = {}
+    for labels, seeds in runs.items():
+        for arm in seeds[0]:
+            values = [s[arm][metric] for s in seeds]
+            gains = [s[arm][metric] - s["recipe"][metric] for s in seeds]
+            summary.setdefault(labels, {})[arm] = {
+                "mean": float(np.mean(values)), "std": float(np.std(values)),
+                "gains": [round(g, 4) for g in gains], "values": values}
+    if references:
+        values = [r[metric] for r in references]
+        summary["scratch"] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
+                              "values": values}
+    return summary
+
+
+def table(summary: dict, args) -> str:
+    lines = ["| labels | arm | test macro-F1 | gain over the recipe, per seed |",
+             "|---|---|---|---|"]
+    for labels, arms in summary.items():
+        if labels == "scratch":
+            continue
+        for arm, s in arms.items():
+            gains = "" if arm == "recipe" else ", ".join(f"{g:+.3f}" for g in s["gains"])
+            lines.append(f"| {labels} | {arm} | {s['mean']:.3f} ± {s['std']:.3f} | {gains} |")
+    if "scratch" in summary:
+        s = summary["scratch"]
+        lines.append(f"| {args.scratch_labels} | scratch (same architecture) | "
+                     f"{s['mean']:.3f} ± {s['std']:.3f} | |")
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    p = demo.argument_parser(__doc__.splitlines()[0])
+    p.add_argument("--task", choices=["text", "images"], default="text")
+    p.add_argument("--label-counts", type=int, nargs="+", default=None)
+    p.add_argument("--scratch-labels", type=int, default=2000)
+    p.add_argument("--pool", type=int, default=20000, help="unlabeled examples in the pool")
+    p.add_argument("--threshold", type=float, default=None)
+    p.add_argument("--ratio", type=int, default=2)
+    p.add_argument("--token-replacement", type=float, default=0.2)
+    p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
+    args = p.parse_args(argv)
+    if args.task == "images":
+        args.label_counts = args.label_counts or [100]
+        args.threshold = args.threshold or 0.95
+        args.batch, args.epochs, args.patience = 16, 60, 15  # few steps per epoch
+        args.learning_rates = [3e-3]
+    else:
+        args.label_counts = args.label_counts or [50, 200]
+        args.threshold = args.threshold or 0.8
+    args = demo.finish_args(args)
+    if args.quick:
+        args.label_counts, args.pool, args.scratch_labels = [60], 256, 120
+    return args
+
+
+if __name__ == "__main__":
+    run(parse_args())
