@@ -124,6 +124,33 @@ def lora_base_weight(layer: keras.layers.Layer) -> keras.Variable:
     return layer._kernel if hasattr(layer, "_kernel") else layer._embeddings
 
 
+def masked_lm_head(model: keras.Model):
+    """The KerasHub `MaskedLMHead` inside `model` (e.g. a masked-LM Pretrainer)."""
+    import keras_hub
+
+    heads = [layer for layer in sublayers(model, include_self=True)
+             if isinstance(layer, keras_hub.layers.MaskedLMHead)]
+    if len(heads) != 1:
+        raise ValueError(
+            f"`model` must hold one masked-LM head (a pl.Pretrainer with "
+            f"pl.objectives.MaskedLM); {model.name!r} holds {len(heads)}.")
+    return heads[0]
+
+
+def masked_lm_parts(head) -> tuple:
+    """`(dense, layer_norm, output_kernel [width, vocab], output_bias)` of a KerasHub
+    `MaskedLMHead` (its sublayers are private); the kernel is the tied token
+    embedding's transpose when it has one."""
+    embedding = head.token_embedding
+    if embedding is None:
+        kernel = head._kernel
+    elif getattr(embedding, "tie_weights", True):
+        kernel = keras.ops.transpose(embedding.embeddings)
+    else:
+        kernel = embedding.reverse_embeddings
+    return head._intermediate_dense, head._intermediate_layer_norm, kernel, head._bias
+
+
 def is_multi_worker(strategy) -> bool:
     """Whether `strategy` all-reduces across workers (Keras's own test)."""
     return _collective_all_reduce_multi_worker(strategy)

@@ -257,6 +257,21 @@ def _classifier():
                       policy=pl.freezing.FullFineTune())
 
 
+@register("head", "ClozeClassifier")
+def _cloze_classifier():
+    encoder = text_encoder()
+    masked_lm = pl.Pretrainer(encoder, pl.objectives.MaskedLM(tokenizer=tokenizer()))
+    candidates = ["animal", "person", "plant", "food", "place", "part", "body", "any",
+                  "small", "large", "or", "of", "the", "a"]
+    words = [w for w in candidates if len(tokenizer().token_ids([w])[0]) == 1][:6]
+    prompt = pl.text.Prompt(tokenizer(), "a [MASK] : {text}", words)
+    labels = list(pl.datasets.wordnet_supersenses().train.labels[:32])
+    data = pl.data.text_dataset(list(texts()), prompt, labels=labels, batch_size=16,
+                                sequence_length=16, shuffle=False)
+    return fine_tuner(encoder, pl.heads.ClozeClassifier.from_masked_lm(masked_lm, prompt),
+                      data, policy=pl.freezing.FullFineTune())
+
+
 @register("head", "Regressor")
 def _regressor():
     return fine_tuner(head=pl.heads.Regressor(dropout=0.0), data=text_data(regression=True),

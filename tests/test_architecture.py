@@ -16,7 +16,7 @@ ALLOWED = {
     "freezing": {"backbones"},
     "datasets": set(),
     "data": {"datasets"},
-    "text": {"data"},
+    "text": {"data"},  # a Prompt is a tokenizer with a template
     "hub": {"backbones", "serving"},
     "serving": set(),  # any Keras model, its preprocessor read by duck type
     "compress": {"evaluation", "freezing"},  # adapters stay in float; measure evaluates

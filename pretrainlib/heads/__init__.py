@@ -1,6 +1,7 @@
 """Small task heads that sit on a backbone's features."""
 
 from pretrainlib.heads.classifier import Classifier
+from pretrainlib.heads.cloze import ClozeClassifier
 from pretrainlib.heads.regressor import Regressor
 
-__all__ = ["Classifier", "Regressor"]
+__all__ = ["Classifier", "ClozeClassifier", "Regressor"]
