@@ -10,8 +10,13 @@ the unlabeled glosses, FreezeThenUnfreeze, early stopping on validation macro-F1
 at each of `--label-counts` labels, fine-tuned on the labels alone, with
 `pl.semi.PseudoLabel` and with `pl.semi.Consistency` (token replacement), the pool
 being the unlabeled glosses minus every gloss of the validation and test
-synsets; beside them, the same architecture from scratch with `--scratch-labels`
-labels (the bar the pretrained few-label arms aim at).
+synsets; then prompts: the pretrained masked-LM head filling `[MASK]` in a cloze
+template with one word per class (`pl.text.Prompt`,
+`pl.heads.ClozeClassifier.from_masked_lm`), with no labels (zero-shot) and
+fine-tuned on the labels (PET-style). Each seed's template is the one of
+`--templates` with the best zero-shot macro-F1 on its labeled training examples.
+Beside them, the same architecture from scratch with `--scratch-labels` labels
+(the bar the pretrained few-label arms aim at).
 
 `--task images`: the library's ConvNet from scratch on 10 Fashion-MNIST labels
 per class (flip and shift augmentation on the labels), alone and with
@@ -43,7 +48,10 @@ class TextTask:
         self.args = args
         self.wn = wn = pl.datasets.wordnet_supersenses()
         self.tokenizer = pl.text.WordPieceTokenizer.train(wn.unlabeled, vocab_size=args.vocab)
-        self.encoder = demo.pretrain(wn, self.tokenizer, args, seed=0)
+        self.encoder, self.pretrainer = demo.pretrain(wn, self.tokenizer, args, seed=0,
+                                                      keep_head=True)
+        self.words = verbalizer(self.tokenizer, wn.class_names)
+        demo.log(f"verbalizer: {self.words}")
         self.test_split = demo.test_split(wn, args)
         self.test = demo.labeled_dataset(self.test_split, self.tokenizer, args, 0, shuffle=False)
         held_out = {t[:40] for t in list(wn.test.texts) + list(wn.validation.texts)}
@@ -54,19 +62,38 @@ class TextTask:
 
     def arms(self):
         a = self.args
-        return {"recipe": None,
+        arms = {"recipe": None,
                 "+ pseudo-label": pl.semi.PseudoLabel(threshold=a.threshold, ratio=a.ratio),
                 "+ consistency": pl.semi.Consistency(threshold=a.threshold, ratio=a.ratio,
-                                                     token_replacement=a.token_replacement)}
+                                                     token_replacement=a.token_replacement),
+                "zero-shot prompt": "prompt", "+ prompt": "prompt"}
+        return {arm: method for arm, method in arms.items() if arm in a.arms}
 
     def run(self, labels, seed):
         args, wn = self.args, self.wn
-        train = demo.labeled_dataset(wn.train.sample(labels, seed=seed), self.tokenizer,
-                                     args, seed)
-        val = demo.labeled_dataset(wn.validation.sample(args.val_labels, seed=seed),
-                                   self.tokenizer, args, seed, shuffle=False)
+        part = wn.train.sample(labels, seed=seed)
+        train = demo.labeled_dataset(part, self.tokenizer, args, seed)
+        val_part = wn.validation.sample(args.val_labels, seed=seed)
+        val = demo.labeled_dataset(val_part, self.tokenizer, args, seed, shuffle=False)
         out = {}
-        for arm, method in self.arms().items():
+        arms = self.arms()
+        if {"zero-shot prompt", "+ prompt"} & set(arms):
+            prompt, out["prompt templates"] = self.pick_template(part)
+        for arm, method in arms.items():
+            if arm == "zero-shot prompt":
+                out[arm] = self.zero_shot(prompt, self.prompted(self.test_split, prompt, 0,
+                                                                shuffle=False))
+                continue
+            if arm == "+ prompt":
+                build = lambda p=prompt: pl.FineTuner(  # noqa: E731
+                    pl.backbones.clone(self.encoder),
+                    pl.heads.ClozeClassifier.from_masked_lm(self.pretrainer, p),
+                    policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs))
+                out[arm] = scored(build, self.prompted(part, prompt, seed),
+                                  self.prompted(val_part, prompt, seed, shuffle=False),
+                                  self.prompted(self.test_split, prompt, 0, shuffle=False),
+                                  args, seed)
+                continue
             build = lambda m=method: pl.FineTuner(  # noqa: E731
                 pl.backbones.clone(self.encoder), pl.heads.Classifier(len(wn.class_names)),
                 policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs),
@@ -75,6 +102,31 @@ class TextTask:
             extra = {} if method is None else {"unlabeled": self.pool}
             out[arm] = scored(build, train, val, self.test, args, seed, **extra)
         return out
+
+    def prompted(self, split, prompt, seed, shuffle=True):
+        return pl.data.text_dataset(split.texts, prompt, labels=split.labels,
+                                    batch_size=self.args.batch,
+                                    sequence_length=self.args.length, shuffle=shuffle,
+                                    seed=seed)
+
+    def zero_shot(self, prompt, data) -> dict:
+        ft = pl.FineTuner(self.encoder,
+                          pl.heads.ClozeClassifier.from_masked_lm(self.pretrainer, prompt))
+        report = pl.Evaluator(metrics=["accuracy", "macro_f1"]).evaluate(ft, data)
+        return dict(report.metrics)
+
+    def pick_template(self, part):
+        """The template whose zero-shot macro-F1 on the labeled training examples is
+        highest (the only labels a few-label user has); every template's score kept."""
+        scores = {}
+        for template in self.args.templates:
+            prompt = pl.text.Prompt(self.tokenizer, template, self.words)
+            scores[template] = self.zero_shot(prompt, self.prompted(part, prompt, 0, False))
+        best = max(scores, key=lambda t: scores[t]["macro_f1"])
+        demo.log(f"  template {best!r}: zero-shot macro-F1 on the training labels "
+                 f"{scores[best]['macro_f1']:.3f} (of {len(scores)} templates)")
+        return pl.text.Prompt(self.tokenizer, best, self.words), {
+            "picked": best, "train_macro_f1": {t: s["macro_f1"] for t, s in scores.items()}}
 
     def reference(self, seed):
         """The same architecture from scratch with `--scratch-labels` labels."""
@@ -126,6 +178,25 @@ class ImageTask:
         return None
 
 
+SYNONYMS = {"artifact": ["object", "device", "tool", "thing"],
+            "location": ["place", "region", "area"], "food": ["dish", "meal"],
+            "person": ["man", "someone"], "animal": ["creature", "beast"],
+            "plant": ["tree", "herb"]}
+
+
+def verbalizer(tokenizer, class_names) -> list[str]:
+    """Each class's name as its word, or the first synonym that is one word piece."""
+    words = []
+    for name in class_names:
+        for word in [name, *SYNONYMS.get(name, [])]:
+            if len(tokenizer.token_ids([word])[0]) == 1:
+                words.append(word)
+                break
+        else:
+            raise ValueError(f"no one-piece word for class {name!r}")
+    return words
+
+
 def scored(build, train, val, test, args, seed, **fit) -> dict:
     start = time.time()
     _, lr, model = demo.fine_tune(build, train, val, args, args.learning_rates, seed, **fit)
@@ -162,7 +233,7 @@ def summarize(runs: dict, references: list) -> dict:
     metric = "macro_f1"
     summary = {}
     for labels, seeds in runs.items():
-        for arm in seeds[0]:
+        for arm in [a for a in seeds[0] if a != "prompt templates"]:
             values = [s[arm][metric] for s in seeds]
             gains = [s[arm][metric] - s["recipe"][metric] for s in seeds]
             summary.setdefault(labels, {})[arm] = {
@@ -201,7 +272,16 @@ def parse_args(argv=None):
     p.add_argument("--ratio", type=int, default=2)
     p.add_argument("--token-replacement", type=float, default=0.2)
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
+    p.add_argument("--arms", nargs="+", default=["recipe", "+ pseudo-label", "+ consistency",
+                                                  "zero-shot prompt", "+ prompt"],
+                   help="text arms to run")
+    p.add_argument("--templates", nargs="+",
+                   default=["a [MASK] : {text}", "[MASK] : {text}", "any [MASK] , {text}",
+                            "the [MASK] {text}"],
+                   help="prompt templates; each seed uses the one best on its labels")
     args = p.parse_args(argv)
+    if "recipe" not in args.arms:
+        p.error("--arms must include 'recipe' (the other arms are compared with it)")
     if args.task == "images":
         args.label_counts = args.label_counts or [100]
         args.threshold = args.threshold or 0.95

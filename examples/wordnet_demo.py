@@ -59,8 +59,10 @@ def labeled_dataset(split, tokenizer, args, seed: int, shuffle: bool = True):
 
 
 def pretrain(wn, tokenizer, args, seed: int, cooccurrence: bool = True,
-             masked_lm: bool = True):
-    """A pretrained TextEncoder: co-occurrence token embeddings, then masked LM."""
+             masked_lm: bool = True, keep_head: bool = False):
+    """A pretrained TextEncoder: co-occurrence token embeddings, then masked LM
+    (`keep_head`: returns `(encoder, pretrainer)`, the masked-LM head kept in the
+    pretrainer, for prompts)."""
     keras.utils.set_random_seed(seed)
     encoder = make_encoder(tokenizer, args)
     if cooccurrence:
@@ -81,7 +83,7 @@ def pretrain(wn, tokenizer, args, seed: int, cooccurrence: bool = True,
                              verbose=1 if sys.stdout.isatty() else 2)
     log(f"masked-LM loss {history.history['loss'][-1]:.3f}, "
         f"accuracy {history.history['accuracy'][-1]:.3f}")
-    return encoder
+    return (encoder, pretrainer) if keep_head else encoder
 
 
 def fine_tune(build, train, val, args, learning_rates, seed: int,

@@ -82,10 +82,14 @@ def test_semi_supervised_study_runs_end_to_end(tmp_path, task):
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
-    arms = {"text": ["recipe", "+ pseudo-label", "+ consistency"],
+    arms = {"text": ["recipe", "+ pseudo-label", "+ consistency", "zero-shot prompt",
+                     "+ prompt"],
             "images": ["recipe", "+ consistency"]}[task]
     assert list(result["summary"]["60"]) == arms
     semi = result["runs"]["60"][0][arms[-1]]
     assert 0 <= semi["macro_f1"] <= 1 and semi["epochs"] >= 1
     assert ("scratch" in result["summary"]) == (task == "text")
     assert "| 60 | + consistency |" in run.stdout
+    if task == "text":  # each seed's template picked on its labels, every score kept
+        templates = result["runs"]["60"][0]["prompt templates"]
+        assert templates["picked"] in templates["train_macro_f1"]
