@@ -21,7 +21,8 @@ Beside them, the same architecture from scratch with `--scratch-labels` labels
 `--task images`: the library's ConvNet from scratch on 10 Fashion-MNIST labels
 per class (flip and shift augmentation on the labels), alone and with
 `pl.semi.Consistency` (FixMatch's weak and strong views) on the 18,000 unlabeled
-training images.
+training images; epochs of `--steps-per-epoch` steps, the labels read round and
+round, for both arms.
 
 Every arm is scored on the test split; the table gives mean ± std over seeds and
 the per-seed gain of each semi-supervised arm over the recipe.
@@ -171,7 +172,8 @@ class ImageTask:
                 pl.backbones.ConvNet(widths=tuple(args.widths)), pl.heads.Classifier(10),
                 policy=pl.freezing.FullFineTune(), semi_supervised=m)
             extra = {} if method is None else {"unlabeled": self.pool}
-            out[arm] = scored(build, train, val, self.test, args, seed, **extra)
+            out[arm] = scored(build, train, val, self.test, args, seed,
+                              steps_per_epoch=args.steps_per_epoch, **extra)
         return out
 
     def reference(self, seed):
@@ -272,6 +274,8 @@ def parse_args(argv=None):
     p.add_argument("--ratio", type=int, default=2)
     p.add_argument("--token-replacement", type=float, default=0.2)
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
+    p.add_argument("--steps-per-epoch", type=int, default=50,
+                   help="images: steps per epoch (the labels are read round and round)")
     p.add_argument("--arms", nargs="+", default=["recipe", "+ pseudo-label", "+ consistency",
                                                   "zero-shot prompt", "+ prompt"],
                    help="text arms to run")
@@ -285,7 +289,7 @@ def parse_args(argv=None):
     if args.task == "images":
         args.label_counts = args.label_counts or [100]
         args.threshold = args.threshold or 0.95
-        args.batch, args.epochs, args.patience = 16, 60, 15  # few steps per epoch
+        args.batch, args.epochs, args.patience = 16, 30, 8
         args.learning_rates = [3e-3]
     else:
         args.label_counts = args.label_counts or [50, 200]
@@ -293,6 +297,7 @@ def parse_args(argv=None):
     args = demo.finish_args(args)
     if args.quick:
         args.label_counts, args.pool, args.scratch_labels = [60], 256, 120
+        args.steps_per_epoch = 5
     return args
 
 
