@@ -18,6 +18,7 @@ from pretrainlib.freezing.callback import PolicyCallback, apply_stage, variables
 from pretrainlib.freezing.peft import Transform
 from pretrainlib.freezing.policy import FreezePolicy
 from pretrainlib.heads.logits import LogitsDefaults
+from pretrainlib.heads.multi import Heads
 from pretrainlib.protocol import DeclaresLoss
 from pretrainlib.semi import pool as unlabeled_pool
 from pretrainlib.semi import step as semi_step
@@ -48,7 +49,10 @@ class FineTuner(TrainingCore, keras.Model):
 
     Args:
         backbone: a Keras model (e.g. a pretrained `pl.backbones.TextEncoder`).
-        head: a `pl.heads` head (e.g. `pl.heads.Classifier(num_classes=4)`).
+        head: a `pl.heads` head (e.g. `pl.heads.Classifier(num_classes=4)`), or a
+            dict of them by name for several tasks on one backbone (see
+            `pl.heads.Heads`: labels as a dict by the same names, a loss and a report
+            per head).
         policy: when each layer group trains: a `pl.freezing.FreezePolicy`; default
             `FreezeThenUnfreeze(freeze_epochs=1)`, or `FullFineTune()` with
             `adapters`. A transform given here means `adapters=` it with
@@ -74,8 +78,8 @@ class FineTuner(TrainingCore, keras.Model):
             off the layers; restored from a saved model).
         class_names: names of the classes, in id order; default: those of the
             first dataset trained on that has them (`pl.data.text_dataset` with
-            string labels gives them). Saved with the model; the `Evaluator` uses
-            them.
+            string labels gives them); with several heads, a dict of them by head.
+            Saved with the model; the `Evaluator` uses them.
         semi_supervised: how `fit(..., unlabeled=...)` learns from unlabeled
             examples: `pl.semi.PseudoLabel()` (the default) or
             `pl.semi.Consistency()`.
@@ -108,8 +112,11 @@ class FineTuner(TrainingCore, keras.Model):
                  semi_supervised: SemiSupervised | None = None, **kwargs):
         validation.instance_of("backbone", backbone, keras.Model,
                                "a keras.Model (e.g. pl.backbones.TextEncoder)")
+        if isinstance(head, dict):  # several tasks: one output per named head
+            head = Heads(head)
         validation.instance_of("head", head, keras.layers.Layer,
-                               "a Keras layer (e.g. pl.heads.Classifier(num_classes=4))")
+                               "a Keras layer (e.g. pl.heads.Classifier(num_classes=4)) "
+                               "or a dict of them")
         validation.instance_of("policy", policy, (FreezePolicy, Transform, type(None)),
                                "a pl.freezing.FreezePolicy (e.g. FreezeThenUnfreeze())")
         validation.instance_of("adapters", adapters, (Transform, type(None)),
@@ -148,7 +155,9 @@ class FineTuner(TrainingCore, keras.Model):
         policy.check(list(self.layer_groups), current_stage)  # before the first stage
         self.current_stage = current_stage
         self.class_names = None
-        if class_names is not None:
+        if isinstance(class_names, dict):  # several heads: {head: names}
+            self.class_names = {name: list(names) for name, names in class_names.items()}
+        elif class_names is not None:
             self._adopt_class_names("class_names", list(class_names))
         apply_stage(policy, current_stage or 0, self.layer_groups, candidates)
 
@@ -226,8 +235,8 @@ class FineTuner(TrainingCore, keras.Model):
         """Checks `unlabeled` (before any step) and returns it as model inputs."""
         if getattr(self.task_part, "num_classes", None) is None:
             raise ValueError(
-                "`unlabeled` needs a classification head (pseudo-labels are classes); "
-                f"this FineTuner's head is {type(self.head).__name__}.")
+                "`unlabeled` needs one classification head (pseudo-labels are classes); "
+                f"this FineTuner's head is {self.head!r}.")
         if getattr(self, "skip_nonfinite", False):
             raise ValueError("`unlabeled` with compile(skip_nonfinite=True) is not "
                              "supported: compile with skip_nonfinite=False.")
@@ -246,13 +255,35 @@ class FineTuner(TrainingCore, keras.Model):
         return inputs
 
     def _check_data(self, name, dataset, steps, steps_name):
-        check_labeled(name, dataset, steps, steps_name, self.input,
-                      getattr(self.task_part, "num_classes", None))
+        if isinstance(self.head, Heads):
+            self._check_task_labels(name, dataset, steps, steps_name)
+        else:
+            check_labeled(name, dataset, steps, steps_name, self.input,
+                          getattr(self.task_part, "num_classes", None))
         check_shapes(name, dataset.element_spec[0], self.backbone)
         check_pixels(name, dataset, self.backbone)
         names = getattr(dataset, "class_names", None)
-        if names is not None:
+        if isinstance(self.head, Heads):  # {head: names}, kept as the first data gives
+            if isinstance(names, dict) and self.class_names is None:
+                self.class_names = dict(names)
+        elif names is not None:
             self._adopt_class_names(name, list(names))
+
+    def _check_task_labels(self, name, dataset, steps, steps_name):
+        """Each head's labels, by name, checked as a single head's are."""
+        spec = dataset.element_spec
+        labels = spec[1] if isinstance(spec, tuple) and len(spec) > 1 else None
+        heads = self.head.heads
+        if not isinstance(labels, dict) or set(labels) != set(heads):
+            given = sorted(labels) if isinstance(labels, dict) else type(labels).__name__
+            raise ValueError(
+                f"`{name}` must yield labels as a dict with one entry per head "
+                f"{sorted(heads)}; it yields {given}. Build it with labels={{"
+                + ", ".join(f"'{h}': ..." for h in heads) + "}.")
+        for task, head in heads.items():
+            one = dataset.map(lambda x, y, *w, task=task: (x, y[task]))
+            check_labeled(f"{name}['{task}']", one, steps, steps_name, self.input,
+                          getattr(self.head.task(task), "num_classes", None))
 
     def _adopt_class_names(self, name, names):
         """Keeps the class names `name` gives, after checking them against the head

@@ -28,7 +28,12 @@ def human(n: int) -> str:
 
 def describe(obj) -> str:
     """`TypeName(key=value, ...)` with the plain values of `obj.get_config()` that
-    differ from the constructor's defaults, as scikit-learn prints estimators."""
+    differ from the constructor's defaults, as scikit-learn prints estimators (a
+    container of named parts, such as `pl.heads.Heads`, lists them)."""
+    parts = getattr(obj, "heads", None)
+    if isinstance(parts, dict):
+        return (f"{type(obj).__name__}("
+                + ", ".join(f"{name}={describe(part)}" for name, part in parts.items()) + ")")
     try:
         config = obj.get_config()
     except (AttributeError, NotImplementedError):

@@ -272,6 +272,18 @@ def _cloze_classifier():
                       data, policy=pl.freezing.FullFineTune())
 
 
+@register("head", "Heads")
+def _heads():
+    part = pl.datasets.wordnet_supersenses().train
+    labels = {"supersense": list(part.labels[:32]),
+              "long": [int(len(t) > 60) for t in part.texts[:32]]}
+    data = pl.data.text_dataset(list(texts()), tokenizer(), labels=labels, batch_size=16,
+                                sequence_length=16, shuffle=False)
+    heads = {"supersense": pl.heads.Classifier(6, dropout=0.0),
+             "long": pl.heads.Classifier(2, dropout=0.0)}
+    return fine_tuner(head=heads, data=data, policy=pl.freezing.FullFineTune())
+
+
 @register("head", "Regressor")
 def _regressor():
     return fine_tuner(head=pl.heads.Regressor(dropout=0.0), data=text_data(regression=True),

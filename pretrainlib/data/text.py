@@ -81,7 +81,8 @@ def text_dataset(
         texts: a list of strings, files (see above), or a `tf.data.Dataset`.
         tokenizer: a `pl.text.WordPieceTokenizer`.
         labels: for a list of texts: one label per text (class ids, class names, or
-            floats: regression targets). Files and datasets carry their own.
+            floats: regression targets), or a dict of such label sets by name, for a
+            FineTuner with one head per name. Files and datasets carry their own.
         batch_size: rows per batch.
         sequence_length: tokens per row, including `[CLS]` and `[SEP]`.
         pack: pack documents into full rows (pretraining only).
@@ -178,7 +179,16 @@ def text_dataset(
                 "`pack=True` mixes documents in one row, so it cannot carry per-text "
                 "`labels`. Use pack=False for labeled data."
             )
-        labels, names = _class_ids(labels, len(texts), label_vocabulary)
+        if isinstance(labels, dict):  # several label sets, one per head of a FineTuner
+            if label_vocabulary is not None:
+                raise ValueError("`label_vocabulary` names one label set's classes; with "
+                                 "`labels` as a dict, give each set as class ids or names.")
+            both = {task: _class_ids(values, len(texts), None)
+                    for task, values in labels.items()}
+            labels = {task: ids for task, (ids, _) in both.items()}
+            names = {task: n for task, (_, n) in both.items() if n is not None} or None
+        else:
+            labels, names = _class_ids(labels, len(texts), label_vocabulary)
     elif label_vocabulary is not None:
         raise ValueError("`label_vocabulary` names the classes of `labels`; pass labels.")
     if pairs is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import keras
@@ -38,9 +39,10 @@ class Evaluator:
 
     Args:
         metrics: metric names (see above), or one name.
-        class_names: names of the classes for per-class tables and plots;
-            default: the model's `class_names` (a `FineTuner` trained on named
-            labels keeps them), else the dataset's.
+        class_names: names of the classes for per-class tables and plots (for a
+            model with several outputs, a dict of them by output name); default:
+            the model's `class_names` (a `FineTuner` trained on named labels keeps
+            them), else the dataset's.
         bootstrap: number of bootstrap resamples (0: no intervals).
         confidence: the intervals' coverage, in (0, 1).
         seed: seed of the bootstrap resampling.
@@ -81,16 +83,24 @@ class Evaluator:
         self.metrics = metrics
         self.task = tasks.pop()
         self._functions = {name: fn for name, (_, fn) in resolved.items()}
-        self.class_names = tuple(class_names) if class_names else None
+        self.class_names = (dict(class_names) if isinstance(class_names, dict)
+                            else tuple(class_names) if class_names else None)
         self.bootstrap, self.confidence, self.seed = bootstrap, confidence, seed
         self.from_logits = from_logits
 
-    def evaluate(self, model, dataset: tf.data.Dataset) -> Report:
+    def evaluate(self, model, dataset: tf.data.Dataset) -> Report | dict[str, Report]:
         """Runs `model` over `dataset` and returns a `Report`.
 
         `model` may be a list of models: the ensemble's prediction is the average
-        of theirs (of the class probabilities, for classification).
+        of theirs (of the class probabilities, for classification). A model with
+        several named outputs (a FineTuner with a dict of heads), on a dataset whose
+        targets are a dict by the same names, gives `{name: Report}`: each output
+        scored against its targets, with its own class names (`class_names` may be
+        a dict by output name too).
         """
+        outputs = _output_names(model)
+        if outputs is not None:
+            return self._evaluate_each_output(model, dataset, outputs)
         predict = _predictor(model, self.task, self.from_logits)
         parts, num_classes = [], 0
         for batch in _batches(dataset):
@@ -116,6 +126,25 @@ class Evaluator:
         return Report(values, confusion, tuple(names) if names else None, num_examples,
                       intervals=self._intervals(records, num_classes, num_examples),
                       task=self.task, confidence=self.confidence)
+
+    def _evaluate_each_output(self, model, dataset, names: list) -> dict[str, Report]:
+        targets = dataset.element_spec[1] if isinstance(dataset.element_spec, tuple) else None
+        if not isinstance(targets, dict) or set(targets) != set(names):
+            given = sorted(targets) if isinstance(targets, dict) else type(targets).__name__
+            raise ValueError(
+                f"The model has outputs {sorted(names)}: `dataset` must yield targets as a "
+                f"dict by the same names; it yields {given}.")
+        reports = {}
+        for name in names:
+            one = keras.Model(model.inputs, model.output[name], name=f"{model.name}_{name}")
+            evaluator = copy.copy(self)
+            class_names = (self.class_names if isinstance(self.class_names, dict)
+                           else getattr(model, "class_names", None))
+            evaluator.class_names = (tuple(class_names[name]) if isinstance(class_names, dict)
+                                     and class_names.get(name) else None)
+            one_dataset = dataset.map(lambda x, y, *w, name=name: (x, y[name], *w))
+            reports[name] = evaluator.evaluate(one, one_dataset)
+        return reports
 
     def label_efficiency(self, arms, pool, test, budgets, seeds: int = 3):
         """`pl.evaluation.label_efficiency` with this Evaluator's metrics: every arm
@@ -224,6 +253,17 @@ class Evaluator:
         tail = (1 - self.confidence) / 2 * 100
         return {name: tuple(float(q) for q in np.nanpercentile(values, [tail, 100 - tail]))
                 for name, values in draws.items()}
+
+
+def _output_names(model) -> list[str] | None:
+    """The names of a single model's dict outputs, or None."""
+    if isinstance(model, (list, tuple)):
+        return None
+    try:
+        output = model.output
+    except (AttributeError, ValueError):  # a subclassed model never called
+        return None
+    return list(output) if isinstance(output, dict) else None
 
 
 def _batches(dataset):

@@ -2,6 +2,7 @@
 
 from pretrainlib.heads.classifier import Classifier
 from pretrainlib.heads.cloze import ClozeClassifier
+from pretrainlib.heads.multi import Heads
 from pretrainlib.heads.regressor import Regressor
 
-__all__ = ["Classifier", "ClozeClassifier", "Regressor"]
+__all__ = ["Classifier", "ClozeClassifier", "Heads", "Regressor"]

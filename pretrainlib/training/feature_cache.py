@@ -121,7 +121,8 @@ def _features(network: keras.Model, dataset: tf.data.Dataset, select) -> tuple:
         features.append(forward(inputs))
         others.append(rest)
     columns = [tf.nest.map_structure(lambda *parts: tf.concat(parts, axis=0), *features)]
-    columns += [tf.concat(list(parts), axis=0) for parts in zip(*others)]
+    columns += [tf.nest.map_structure(lambda *p: tf.concat(p, axis=0), *parts)
+                for parts in zip(*others)]  # labels may be a dict (several heads)
     batch_size = int(tf.shape(tf.nest.flatten(features[0])[0])[0])
     return tuple(columns), batch_size
 
