@@ -10,7 +10,8 @@ the unlabeled glosses, FreezeThenUnfreeze, early stopping on validation macro-F1
 at each of `--label-counts` labels, fine-tuned on the labels alone, with
 `pl.semi.PseudoLabel` and with `pl.semi.Consistency` (token replacement), the pool
 being the unlabeled glosses minus every gloss of the validation and test
-synsets; then prompts: the pretrained masked-LM head filling `[MASK]` in a cloze
+synsets, and with self-training (`Consistency` with the recipe's trained model as
+the teacher of a fresh student, as Noisy Student does); then prompts: the pretrained masked-LM head filling `[MASK]` in a cloze
 template with one word per class (`pl.text.Prompt`,
 `pl.heads.ClozeClassifier.from_masked_lm`), with no labels (zero-shot) and
 fine-tuned on the labels (PET-style). Each seed's template is the one of
@@ -67,6 +68,7 @@ class TextTask:
                 "+ pseudo-label": pl.semi.PseudoLabel(threshold=a.threshold, ratio=a.ratio),
                 "+ consistency": pl.semi.Consistency(threshold=a.threshold, ratio=a.ratio,
                                                      token_replacement=a.token_replacement),
+                "+ self-training": "teacher",
                 "zero-shot prompt": "prompt", "+ prompt": "prompt"}
         return {arm: method for arm, method in arms.items() if arm in a.arms}
 
@@ -95,13 +97,20 @@ class TextTask:
                                   self.prompted(self.test_split, prompt, 0, shuffle=False),
                                   args, seed)
                 continue
+            if method == "teacher":  # the recipe's model teaches a fresh student
+                method = pl.semi.Consistency(threshold=args.threshold, ratio=args.ratio,
+                                             token_replacement=args.token_replacement,
+                                             teacher=teacher)
             build = lambda m=method: pl.FineTuner(  # noqa: E731
                 pl.backbones.clone(self.encoder), pl.heads.Classifier(len(wn.class_names)),
                 policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs),
                 preprocessor=pl.text.TextPreprocessor(self.tokenizer, args.length),
                 semi_supervised=m)
             extra = {} if method is None else {"unlabeled": self.pool}
-            out[arm] = scored(build, train, val, self.test, args, seed, **extra)
+            out[arm], model = scored(build, train, val, self.test, args, seed, model=True,
+                                     **extra)
+            if arm == "recipe":
+                teacher = model
         return out
 
     def prompted(self, split, prompt, seed, shuffle=True):
@@ -199,7 +208,9 @@ def verbalizer(tokenizer, class_names) -> list[str]:
     return words
 
 
-def scored(build, train, val, test, args, seed, **fit) -> dict:
+def scored(build, train, val, test, args, seed, model=False, **fit):
+    """The test scores of the best of `build`'s runs (and the model, with `model`)."""
+    keep = model
     start = time.time()
     _, lr, model = demo.fine_tune(build, train, val, args, args.learning_rates, seed, **fit)
     report = pl.Evaluator(metrics=["accuracy", "macro_f1"]).evaluate(model, test)
@@ -207,7 +218,7 @@ def scored(build, train, val, test, args, seed, **fit) -> dict:
               "epochs": len(model.history.epoch)}
     demo.log(f"    test macro-F1 {result['macro_f1']:.4f}, accuracy "
              f"{result['accuracy']:.4f} ({result['seconds']:.0f} s)")
-    return result
+    return (result, model) if keep else result
 
 
 def run(args) -> dict:
@@ -277,7 +288,8 @@ def parse_args(argv=None):
     p.add_argument("--steps-per-epoch", type=int, default=50,
                    help="images: steps per epoch (the labels are read round and round)")
     p.add_argument("--arms", nargs="+", default=["recipe", "+ pseudo-label", "+ consistency",
-                                                  "zero-shot prompt", "+ prompt"],
+                                                  "+ self-training", "zero-shot prompt",
+                                                  "+ prompt"],
                    help="text arms to run")
     p.add_argument("--templates", nargs="+",
                    default=["a [MASK] : {text}", "[MASK] : {text}", "any [MASK] , {text}",

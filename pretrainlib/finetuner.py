@@ -245,7 +245,15 @@ class FineTuner(TrainingCore, keras.Model):
                              "backbone on unlabeled examples, so there is nothing to "
                              "cache. Pass cache_features='auto' or False.")
         kind = self._input_kind()
-        self._method().views(kind, getattr(self.preprocessor, "tokenizer", None))  # checks
+        method = self._method()
+        method.views(kind, getattr(self.preprocessor, "tokenizer", None))  # checks
+        teacher = method.teacher
+        if teacher is not None and tuple(teacher.output_shape)[-1:] != tuple(
+                self.output_shape)[-1:]:
+            raise ValueError(
+                f"The semi-supervised `teacher` {teacher.name!r} outputs shape "
+                f"{teacher.output_shape}, but this FineTuner outputs "
+                f"{self.output_shape}: the teacher must classify into the same classes.")
         inputs = unlabeled_pool.unlabeled_inputs("unlabeled", unlabeled, kind,
                                                  self.preprocessor)
         spec = (inputs.element_spec if hasattr(inputs, "element_spec") else

@@ -82,8 +82,8 @@ def test_semi_supervised_study_runs_end_to_end(tmp_path, task):
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
-    arms = {"text": ["recipe", "+ pseudo-label", "+ consistency", "zero-shot prompt",
-                     "+ prompt"],
+    arms = {"text": ["recipe", "+ pseudo-label", "+ consistency", "+ self-training",
+                     "zero-shot prompt", "+ prompt"],
             "images": ["recipe", "+ consistency"]}[task]
     assert list(result["summary"]["60"]) == arms
     semi = result["runs"]["60"][0][arms[-1]]

@@ -224,3 +224,33 @@ def test_a_pool_dataset_of_your_own_is_read_in_its_order(text_task):
     pool = pl.data.text_dataset(wn.unlabeled[:20], tok, batch_size=5, sequence_length=16)
     history = ft.fit(data, unlabeled=pool, epochs=2, verbose=0)
     assert len(history.history["unlabeled_loss"]) == 2
+
+
+def constant_teacher(ft, logits):
+    """A model on the FineTuner's inputs that always gives `logits`."""
+    inputs = {name: keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=name)
+              for name, tensor in ft.input.items()}
+    row = tf.constant([logits], "float32")
+    out = keras.layers.Lambda(lambda x: tf.tile(row, [tf.shape(x["token_ids"])[0], 1]))(
+        inputs)
+    return keras.Model(inputs, out)
+
+
+def test_a_teacher_gives_the_pseudo_labels(text_task):
+    wn, tok = text_task
+    probe = text_fine_tuner(tok)
+    teacher = constant_teacher(probe, [0.0] * 25 + [8.0])  # always class 25, surely
+    ft = text_fine_tuner(tok, semi_supervised=pl.semi.PseudoLabel(
+        threshold=0.9, weight=5.0, teacher=teacher))
+    history = ft.fit(wn.train.texts[:16], wn.train.labels[:16], batch_size=8,
+                     unlabeled=wn.unlabeled[:64], epochs=4, verbose=0)
+    assert history.history["pseudo_label_rate"] == [1.0] * 4
+    predicted = ft.predict(wn.unlabeled[100:140], verbose=0).argmax(-1)
+    # Class 25 is never a training label: only the teacher taught it.
+    assert np.bincount(predicted, minlength=26).argmax() == 25
+    assert 25 not in set(wn.train.labels[:16])
+    wrong = constant_teacher(probe, [0.0, 1.0])
+    student = text_fine_tuner(tok, semi_supervised=pl.semi.PseudoLabel(teacher=wrong))
+    with pytest.raises(ValueError, match="the teacher must classify into the same classes"):
+        student.fit(wn.train.texts[:16], wn.train.labels[:16], unlabeled=wn.unlabeled[:8],
+                    verbose=0)

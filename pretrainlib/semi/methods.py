@@ -36,13 +36,26 @@ class SemiSupervised:
     labeled loss. `fit` reports it as `unlabeled_loss`, and the fraction of
     unlabeled examples above the threshold as `pseudo_label_rate`.
 
+    With a `teacher` (a trained model, e.g. the FineTuner trained on the labels
+    alone), the teacher gives the pseudo-labels instead of the model being trained:
+    classic self-training, a fixed teacher teaching a fresh student (Noisy Student,
+    with `Consistency`'s noise). The teacher is not saved with the FineTuner.
+
     Subclasses say what the two views are (`views`).
     """
 
-    def __init__(self, threshold: float, weight: float = 1.0, ratio: int = 1):
+    def __init__(self, threshold: float, weight: float = 1.0, ratio: int = 1,
+                 teacher: keras.Model | None = None):
         self.threshold = _threshold(threshold)
         self.weight = validation.non_negative_float("weight", weight)
         self.ratio = validation.positive_int("ratio", ratio)
+        self.teacher = validation.instance_of(
+            "teacher", teacher, (keras.Model, type(None)),
+            "a trained Keras model giving class logits (e.g. a fine-tuned FineTuner)")
+
+    def labeler(self, model: keras.Model) -> keras.Model:
+        """The model that gives the pseudo-labels: the `teacher`, or `model` itself."""
+        return self.teacher if self.teacher is not None else model
 
     def views(self, kind: str, tokenizer=None):
         """`(weak, strong)`: functions of a batch of model inputs that run in tf.data
@@ -99,6 +112,8 @@ class PseudoLabel(SemiSupervised):
             (0, 1].
         weight: the unlabeled loss's weight against the labeled loss.
         ratio: unlabeled examples per labeled example in each step.
+        teacher: a trained model whose predictions are the pseudo-labels (default:
+            the model being trained).
 
     Examples:
         >>> import pretrainlib as pl
@@ -116,8 +131,9 @@ class PseudoLabel(SemiSupervised):
         ['pseudo_label_rate', 'unlabeled_loss']
     """
 
-    def __init__(self, threshold: float = 0.95, weight: float = 1.0, ratio: int = 1):
-        super().__init__(threshold, weight, ratio)
+    def __init__(self, threshold: float = 0.95, weight: float = 1.0, ratio: int = 1,
+                 teacher: keras.Model | None = None):
+        super().__init__(threshold, weight, ratio, teacher)
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -141,6 +157,8 @@ class Consistency(SemiSupervised):
         weak: for images, Keras augmentation layers (a list) for the weak view,
             replacing the default; they see pixels scaled to [0, 1].
         strong: the same for the strong view.
+        teacher: a trained model whose predictions on the weak view are the
+            pseudo-labels (default: the model being trained).
 
     Examples:
         >>> import pretrainlib as pl
@@ -158,8 +176,8 @@ class Consistency(SemiSupervised):
 
     def __init__(self, threshold: float = 0.95, weight: float = 1.0, ratio: int = 2,
                  token_replacement: float = 0.2, weak: list | None = None,
-                 strong: list | None = None):
-        super().__init__(threshold, weight, ratio)
+                 strong: list | None = None, teacher: keras.Model | None = None):
+        super().__init__(threshold, weight, ratio, teacher)
         self.token_replacement = validation.open_unit_interval("token_replacement",
                                                                token_replacement)
         self.weak = views.layer_list("weak", weak)

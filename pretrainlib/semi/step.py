@@ -71,14 +71,14 @@ class ResetTrackers(keras.callbacks.Callback):
 def train_step(model: keras.Model, data, method, trackers: Trackers) -> dict:
     """Keras's train step, plus `method.weight x` the unlabeled loss.
 
-    The pseudo-labels come from the model in inference mode on the weak view,
-    outside the gradient; the unlabeled loss is averaged over the replica's
+    The pseudo-labels come from the model (or the method's teacher) in inference
+    mode on the weak view, outside the gradient; the unlabeled loss is averaged over the replica's
     unlabeled examples and scaled for the all-reduce as Keras scales its own loss.
     """
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
     labeled, views = x[LABELED], _flat(x[UNLABELED])
     weak, strong = views[0], views[-1]
-    teacher = tf.stop_gradient(model(weak, training=False))
+    teacher = tf.stop_gradient(method.labeler(model)(weak, training=False))
     with tf.GradientTape() as tape:
         y_pred = model(labeled, training=True)
         loss = keras_compat.compute_loss(model, labeled, y, y_pred, sample_weight)
