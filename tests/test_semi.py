@@ -197,7 +197,7 @@ def test_a_labeled_dataset_as_pool_and_other_misuses_are_refused(text_task):
     with pytest.raises(ValueError, match="holds inputs only"):
         image_fine_tuner().fit(labeled, unlabeled=labeled, verbose=0)
     regression = image_fine_tuner(pl.heads.Regressor())
-    with pytest.raises(ValueError, match="needs a classification head"):
+    with pytest.raises(ValueError, match="needs one classification head"):
         regression.fit(part.images / 255, part.labels / 10.0, unlabeled=part.images,
                        verbose=0)
     with pytest.raises(ValueError, match="cache_features=True"):

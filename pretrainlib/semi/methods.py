@@ -42,6 +42,13 @@ class SemiSupervised:
     with `Consistency`'s noise). The teacher is not saved with the FineTuner.
 
     Subclasses say what the two views are (`views`).
+
+    Examples:
+        >>> import pretrainlib as pl
+        >>> class SameView(pl.semi.SemiSupervised):  # the weak view for both
+        ...     pass
+        >>> SameView(threshold=0.9)
+        SameView(threshold=0.9, weight=1.0, ratio=1)
     """
 
     def __init__(self, threshold: float, weight: float = 1.0, ratio: int = 1,

@@ -26,6 +26,14 @@ class UnlabeledPool:
         prepare: `prepare(batch) -> tuple of views` (runs in tf.data, under the
             block's seed).
         seed: the seed of the pool's epoch orders (None: drawn).
+
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.semi.pool import UnlabeledPool
+        >>> pool = UnlabeledPool(np.arange(6), block=3, prepare=lambda b: (b,), seed=0)
+        >>> blocks = [sorted(b.numpy().tolist()) for b, in pool.stream(0).take(2)]
+        >>> sorted(blocks[0] + blocks[1])  # one epoch: every example once
+        [0, 1, 2, 3, 4, 5]
     """
 
     def __init__(self, inputs, block: int, prepare, seed: int | None = None):

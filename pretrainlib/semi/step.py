@@ -48,7 +48,15 @@ def _flat(views):
 
 class Trackers:
     """The epoch averages of the unlabeled loss and of the pseudo-label rate (kept
-    apart from the model's metrics, so models trained without a pool log neither)."""
+    apart from the model's metrics, so models trained without a pool log neither).
+
+    Examples:
+        >>> from pretrainlib.semi.step import Trackers
+        >>> trackers = Trackers()
+        >>> trackers.rate.update_state(0.5); trackers.rate.update_state(1.0)
+        >>> float(trackers.rate.result())
+        0.75
+    """
 
     def __init__(self):
         self.loss = keras.metrics.Mean(name="unlabeled_loss")
@@ -60,6 +68,17 @@ class Trackers:
 
 
 class ResetTrackers(keras.callbacks.Callback):
+    """Starts the trackers' averages afresh every epoch, as Keras does its metrics'.
+
+    Examples:
+        >>> from pretrainlib.semi.step import ResetTrackers, Trackers
+        >>> trackers = Trackers()
+        >>> trackers.loss.update_state(2.0)
+        >>> ResetTrackers(trackers).on_epoch_begin(1)
+        >>> float(trackers.loss.result())
+        0.0
+    """
+
     def __init__(self, trackers: Trackers):
         super().__init__()
         self.trackers = trackers
