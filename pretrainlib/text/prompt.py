@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from pretrainlib import validation
+from pretrainlib.text.preprocessor import TextPreprocessor
 
 MASK, TEXT = "[MASK]", "{text}"
 
@@ -148,7 +149,6 @@ class Prompt(keras.layers.Layer):
 
     def preprocessor(self, sequence_length: int = 128):
         """A `pl.text.TextPreprocessor` that writes raw texts into this prompt."""
-        from pretrainlib.text.preprocessor import TextPreprocessor
         return TextPreprocessor(self, sequence_length)
 
     def build(self, input_shape=None):
