@@ -5,13 +5,11 @@ from __future__ import annotations
 import warnings
 
 import keras
-import tensorflow as tf
 
 from pretrainlib import formatting, keras_compat, validation
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import call_inputs
 from pretrainlib.data.image_preprocessor import check_pixels
-from pretrainlib.epochs import source_of
 from pretrainlib.freezing import adapter_file, trainable
 from pretrainlib.freezing.builtins import FreezeThenUnfreeze, FullFineTune
 from pretrainlib.freezing.callback import PolicyCallback, apply_stage, variables_ever_trained
@@ -20,16 +18,15 @@ from pretrainlib.freezing.policy import FreezePolicy
 from pretrainlib.heads.logits import LogitsDefaults
 from pretrainlib.heads.multi import Heads
 from pretrainlib.protocol import DeclaresLoss
-from pretrainlib.semi import pool as unlabeled_pool
-from pretrainlib.semi import step as semi_step
-from pretrainlib.semi.methods import PseudoLabel, SemiSupervised
+from pretrainlib.semi.fitting import LearnsFromPool
+from pretrainlib.semi.methods import SemiSupervised
 from pretrainlib.training import feature_cache
 from pretrainlib.training.core import TrainingCore
 from pretrainlib.training.inputs import check_labeled, check_shapes
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
-class FineTuner(TrainingCore, keras.Model):
+class FineTuner(LearnsFromPool, TrainingCore, keras.Model):
     """A backbone with a task head, fine-tuned under a freezing policy; a Keras model.
 
     `fit`, `evaluate` and `predict` take what a Keras model takes: a
@@ -143,7 +140,6 @@ class FineTuner(TrainingCore, keras.Model):
         self.backbone, self.head, self.policy, self.adapters = backbone, head, policy, adapters
         self.preprocessor = preprocessor
         self.semi_supervised = semi_supervised
-        self._unlabeled = None  # this `fit`'s unlabeled inputs, then its pool
         self.batchnorm = trainable.resolve_batchnorm(batchnorm, backbone)
         self.pairs = bool(pairs)
         self.epochs_trained = validation.non_negative_int("epochs_trained", epochs_trained)
@@ -213,54 +209,8 @@ class FineTuner(TrainingCore, keras.Model):
         self._cache = cache_features
         if unlabeled is None:
             return super().fit(x, y, *args, **kwargs)
-        self._unlabeled = self._unlabeled_inputs(unlabeled, cache_features)
-        self._reads_one_stream = True  # each batch meets its unlabeled block
-        self.train_function = None  # traced with this call's pool and method
-        try:
+        with self._reading_pool(unlabeled, cache_features):
             return super().fit(x, y, *args, **kwargs)
-        finally:
-            self._unlabeled = None
-            del self._reads_one_stream
-            self.train_function = None
-
-    def _method(self) -> SemiSupervised:
-        return self.semi_supervised if self.semi_supervised is not None else PseudoLabel()
-
-    def _input_kind(self) -> str:
-        if isinstance(self.input, dict) and "token_ids" in self.input:
-            return "text"
-        return "image" if len(self.input.shape) == 4 else "other"
-
-    def _unlabeled_inputs(self, unlabeled, cache_features):
-        """Checks `unlabeled` (before any step) and returns it as model inputs."""
-        if getattr(self.task_part, "num_classes", None) is None:
-            raise ValueError(
-                "`unlabeled` needs one classification head (pseudo-labels are classes); "
-                f"this FineTuner's head is {self.head!r}.")
-        if getattr(self, "skip_nonfinite", False):
-            raise ValueError("`unlabeled` with compile(skip_nonfinite=True) is not "
-                             "supported: compile with skip_nonfinite=False.")
-        if cache_features is True:
-            raise ValueError("`cache_features=True` with `unlabeled`: every step runs the "
-                             "backbone on unlabeled examples, so there is nothing to "
-                             "cache. Pass cache_features='auto' or False.")
-        kind = self._input_kind()
-        method = self._method()
-        method.views(kind, getattr(self.preprocessor, "tokenizer", None))  # checks
-        teacher = method.teacher
-        if teacher is not None and tuple(teacher.output_shape)[-1:] != tuple(
-                self.output_shape)[-1:]:
-            raise ValueError(
-                f"The semi-supervised `teacher` {teacher.name!r} outputs shape "
-                f"{teacher.output_shape}, but this FineTuner outputs "
-                f"{self.output_shape}: the teacher must classify into the same classes.")
-        inputs = unlabeled_pool.unlabeled_inputs("unlabeled", unlabeled, kind,
-                                                 self.preprocessor)
-        spec = (inputs.element_spec if hasattr(inputs, "element_spec") else
-                tf.nest.map_structure(lambda a: tf.TensorSpec(a.shape, a.dtype), inputs))
-        if not (kind == "image" and self.preprocessor is not None):  # it resizes
-            check_shapes("unlabeled", spec, self.backbone)
-        return inputs
 
     def _check_data(self, name, dataset, steps, steps_name):
         if isinstance(self.head, Heads):
@@ -326,44 +276,6 @@ class FineTuner(TrainingCore, keras.Model):
         if reason is not None:
             return super()._fit_run(run, **kwargs)
         return feature_cache.fit_head(self, run, self._parts.features, **kwargs)
-
-    def _fit_with_pool(self, run, **kwargs):
-        """A run that also reads the unlabeled pool (see `pl.semi`)."""
-        method, kind = self._method(), self._input_kind()
-        self._unlabeled = unlabeled_pool.pool_for(
-            self._unlabeled, method, kind, self.preprocessor, _batch_size(run.x))
-        with self.distribute_strategy.scope():
-            self._semi = (method, semi_step.Trackers())
-        run.callbacks.insert(1, semi_step.ResetTrackers(self._semi[1]))
-        self.fit_on_cached_features = False
-        return TrainingCore._fit_run(self, run, **kwargs)
-
-    def _stream_view(self, stream, first_batch, step=1):
-        if self._unlabeled is None:
-            return stream
-        ratio = self._semi[0].ratio
-        return tf.data.Dataset.zip(stream, self._unlabeled.stream(first_batch, step)).map(
-            lambda batch, views: semi_step.join(batch, views, ratio),
-            num_parallel_calls=tf.data.AUTOTUNE)
-
-    def _symbolic_batch(self, data_batch):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data_batch)
-        if not semi_step.is_joined(x):
-            return data_batch
-        return (x[semi_step.LABELED], y, sample_weight)
-
-    def _run_state(self):
-        return None if self._unlabeled is None else {"unlabeled_seed": self._unlabeled.seed}
-
-    def _restore_run_state(self, state) -> None:
-        if self._unlabeled is not None and state and state.get("unlabeled_seed") is not None:
-            self._unlabeled = self._unlabeled.with_seed(state["unlabeled_seed"])
-
-    def train_step(self, data):
-        x = keras.utils.unpack_x_y_sample_weight(data)[0]
-        if semi_step.is_joined(x):
-            return semi_step.train_step(self, data, *self._semi)
-        return super().train_step(data)
 
     def _begin_run(self, epoch: int) -> None:
         self._policy_callback.apply(epoch if self.policy.unit == "epoch"
@@ -451,14 +363,3 @@ class FineTuner(TrainingCore, keras.Model):
                 config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
-
-def _batch_size(dataset) -> int:
-    """The labeled batch size of `dataset`: its source's, its static one, or (for a
-    dataset of your own without one) its first batch's."""
-    source = source_of(dataset)
-    if getattr(source, "batch_size", None):
-        return int(source.batch_size)
-    size = tf.nest.flatten(dataset.element_spec)[0].shape[0]
-    if size is not None:
-        return int(size)
-    return int(tf.shape(tf.nest.flatten(next(iter(dataset)))[0])[0])

@@ -25,7 +25,7 @@ ALLOWED = {
     "tune": {"freezing", "training"},  # copies of a compiled model, trained with its settings
     "training": {"backbones"},  # reads a backbone's inputs to check data against them
     "pretrainer": {"objectives", "training"},
-    "semi": {"data"},  # scales images as pl.data does
+    "semi": {"data", "training"},  # scales images as pl.data does; runs in the core
     "finetuner": {"backbones", "data", "freezing", "heads", "semi", "training"},
 }
 
