@@ -1,22 +1,14 @@
 import json
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from examples_run import run_example
 
 
 @pytest.mark.slow
 def test_demo_runs_end_to_end_on_a_tiny_budget(tmp_path):
     out = tmp_path / "demo.json"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "wordnet_demo.py"), "--quick", "--ablations",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_example("wordnet_demo.py", "--quick", "--ablations", "--out", str(out))
     assert "pretraining gain" in run.stdout and str(out) in run.stdout
     payload = json.loads(out.read_text())
     for model in ("pretrained", "co-occurrence embeddings only", "masked LM only", "scratch"):
@@ -29,13 +21,9 @@ def test_demo_runs_end_to_end_on_a_tiny_budget(tmp_path):
 @pytest.mark.slow
 def test_policy_comparison_runs_end_to_end(tmp_path):
     out = tmp_path / "policies.json"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "compare_policies.py"), "--quick",
-         "--policies", "FeatureExtraction()", "BitFit()", "LoRA(rank=8)", "Adapters(16)",
-         "--out", str(out)],  # the four that train fewest weights: the others share code
-        capture_output=True, text=True, timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    # The four policies that train fewest weights: the others share code.
+    run = run_example("compare_policies.py", "--quick", "--policies", "FeatureExtraction()",
+                      "BitFit()", "LoRA(rank=8)", "Adapters(16)", "--out", str(out))
     summary = json.loads(out.read_text())["summary"]
     assert set(summary) == {"FeatureExtraction()", "BitFit()", "LoRA(rank=8)", "Adapters(16)"}
     assert all(0 <= row["macro_f1_mean"] <= 1 for row in summary.values())
@@ -45,12 +33,8 @@ def test_policy_comparison_runs_end_to_end(tmp_path):
 @pytest.mark.parametrize("study", ["masked", "supervised"])
 def test_fashion_mnist_transfer_study_runs_end_to_end(tmp_path, study):
     out = tmp_path / f"{study}.json"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "fashion_mnist_transfer.py"), "--quick",
-         "--study", study, "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_example("fashion_mnist_transfer.py", "--quick", "--study", study, "--out",
+                      str(out))
     assert "pretraining gain" in run.stdout
     payload = json.loads(out.read_text())
     for model in ("pretrained", "scratch"):
@@ -60,12 +44,7 @@ def test_fashion_mnist_transfer_study_runs_end_to_end(tmp_path, study):
 
 @pytest.mark.slow
 def test_label_efficiency_study_writes_table_plot_and_json(tmp_path):
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "label_efficiency.py"), "--quick",
-         "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_example("label_efficiency.py", "--quick", "--out", str(tmp_path))
     summary = json.loads((tmp_path / "label_efficiency.json").read_text())["summary"]
     assert set(summary) >= {"pretrained", "scratch"}
     assert sorted(summary["pretrained"], key=int) == ["12", "24"]

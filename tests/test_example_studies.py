@@ -3,24 +3,16 @@ on tiny budgets (each in its own process, as a user runs it), apart from the dem
 tests so that test workers can run them side by side."""
 
 import json
-import pathlib
-import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from examples_run import run_example
 
 
 @pytest.mark.slow
 def test_compression_study_runs_end_to_end(tmp_path):
     out = tmp_path / "compression.json"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "compression_study.py"), "--quick",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_example("compression_study.py", "--quick", "--out", str(out))
     summary = json.loads(out.read_text())["summary"]
     assert list(summary) == ["float32", "int8", "int4", "pruned 50%", "pruned 80%",
                              "distilled student"]
@@ -34,12 +26,8 @@ def test_compression_study_runs_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_compression_study_of_the_image_model_runs_end_to_end(tmp_path):
     out = tmp_path / "images.json"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "compression_study.py"), "--task", "images",
-         "--quick", "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_example("compression_study.py", "--task", "images", "--quick", "--out",
+                      str(out))
     result = json.loads(out.read_text())
     summary = result["summary"]
     assert list(summary) == ["float32", "int8", "int4", "pruned 50%", "pruned 80%",
@@ -55,12 +43,7 @@ def test_compression_study_of_the_image_model_runs_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_learning_rate_finder_study_runs_end_to_end(tmp_path):
     out = tmp_path / "lr.json"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "lr_finder_study.py"), "--quick", "--plot",
-         "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_example("lr_finder_study.py", "--quick", "--plot", "--out", str(out))
     result = json.loads(out.read_text())
     assert [s["stage"] for s in result["seeds"]] == [0, 1]  # FreezeThenUnfreeze's two
     for seed in result["seeds"]:
@@ -75,12 +58,8 @@ def test_learning_rate_finder_study_runs_end_to_end(tmp_path):
 @pytest.mark.parametrize("task", ["text", "images"])
 def test_semi_supervised_study_runs_end_to_end(tmp_path, task):
     out = tmp_path / "semi.json"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "semi_supervised_study.py"), "--task", task,
-         "--quick", "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_example("semi_supervised_study.py", "--task", task, "--quick", "--out",
+                      str(out))
     result = json.loads(out.read_text())
     arms = {"text": ["recipe", "+ pseudo-label", "+ consistency", "+ self-training",
                      "zero-shot prompt", "+ prompt"],

@@ -79,12 +79,19 @@ def preparer(layers: list, scale: float, preprocessor, labeled: bool, load=None)
         if load is not None:
             x = load(x)
         x = tf.cast(x, "float32") * scale if preprocessor is None else preprocessor(x)
-        with randomness.layers_seeded(layers):
-            for layer in layers:
-                x = layer(x, training=True)
+        x = augmented(x, layers)
         return (x, *y) if y else x
 
     return prepare
+
+
+def augmented(images, layers: list):
+    """`images` through the augmentation `layers` in training mode, their draws made
+    from the current batch seed (see `pl.randomness.layers_seeded`)."""
+    with randomness.layers_seeded(layers):
+        for layer in layers:
+            images = layer(images, training=True)
+    return images
 
 
 def _check_images(images) -> np.ndarray:
@@ -113,14 +120,15 @@ def check_preprocessor(preprocessor) -> None:
                         f"preprocessor of type {type(preprocessor).__name__}")
 
 
-def check_augment(augment) -> list:
+def check_augment(augment, name: str = "augment") -> list:
+    """`augment` (None, a Keras layer or a list of them) as a list of layers."""
     if augment is None:
         return []
     layers = list(augment) if isinstance(augment, (list, tuple)) else [augment]
     for layer in layers:
         if not isinstance(layer, keras.layers.Layer):
             raise TypeError(
-                "`augment` must be a Keras layer or a list of them (e.g. "
+                f"`{name}` must be a Keras layer or a list of them (e.g. "
                 "keras.layers.RandomFlip('horizontal')). Received: an item of type "
                 f"{type(layer).__name__}"
             )

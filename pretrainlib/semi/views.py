@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from pretrainlib import randomness
+from pretrainlib.data.image import augmented, check_augment
 
 
 def identity(batch):
@@ -19,15 +20,7 @@ def identity(batch):
 
 def layer_list(name: str, layers) -> list | None:
     """`layers` (a Keras layer or a list of them) as a list; None stays None."""
-    if layers is None:
-        return None
-    layers = list(layers) if isinstance(layers, (list, tuple)) else [layers]
-    for layer in layers:
-        if not isinstance(layer, keras.layers.Layer):
-            raise TypeError(f"`{name}` must be a list of Keras augmentation layers (e.g. "
-                            "[keras.layers.RandomFlip('horizontal')]). Received: an item of "
-                            f"type {type(layer).__name__}")
-    return layers
+    return None if layers is None else check_augment(layers, name)
 
 
 def default_weak_layers() -> list:
@@ -49,13 +42,7 @@ def default_strong_layers() -> list:
 
 def augmenter(layers: list):
     """A view that runs `layers` (in training mode, seeded by the batch)."""
-    def augment(images):
-        with randomness.layers_seeded(layers):
-            for layer in layers:
-                images = layer(images, training=True)
-        return images
-
-    return augment
+    return lambda images: augmented(images, layers)
 
 
 def token_replacer(tokenizer, rate: float):
