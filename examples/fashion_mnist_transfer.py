@@ -39,6 +39,14 @@ from wordnet_demo import fine_tune, log, write_results  # noqa: E402
 import pretrainlib as pl  # noqa: E402
 
 SOURCE, TARGET = [0, 1, 2, 3, 4], [5, 6, 7, 8, 9]
+# The two-view objectives bring their own augmentation (crops, flips, contrast).
+CONTRASTIVE = {
+    "simclr": lambda args: pl.objectives.SimCLR(temperature=args.temperature,
+                                                crop_scale=(args.crop_min, 1.0)),
+    "byol": lambda args: pl.objectives.BYOL(target_decay=args.target_decay,
+                                            crop_scale=(args.crop_min, 1.0)),
+    "simsiam": lambda args: pl.objectives.SimSiam(crop_scale=(args.crop_min, 1.0)),
+}
 
 
 def make_backbone(args) -> pl.backbones.ConvNet:
@@ -61,6 +69,9 @@ def pretrain(args, source, seed: int):
                                               patch_size=args.patch_size)
         data = pl.data.image_dataset(source.images, batch_size=args.pretrain_batch,
                                      augment=augmentation(args), seed=seed)
+    elif args.study in CONTRASTIVE:
+        objective = CONTRASTIVE[args.study](args)
+        data = pl.data.image_dataset(source.images, batch_size=args.pretrain_batch, seed=seed)
     else:
         objective = pl.objectives.ImageClassification(len(source.class_names),
                                                       label_smoothing=0.1)
@@ -79,7 +90,7 @@ def pretrain(args, source, seed: int):
 def run(args) -> dict:
     start = time.time()
     fm = pl.datasets.fashion_mnist()
-    if args.study == "masked":
+    if args.study != "supervised":
         source = fm.train
         if args.quick:
             source = source.sample(1024, seed=0)
@@ -144,7 +155,7 @@ def table(summary: dict, args) -> str:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--study", choices=["masked", "supervised"], default="masked")
+    p.add_argument("--study", choices=["masked", "supervised", *CONTRASTIVE], default="masked")
     p.add_argument("--seeds", type=int, default=1)
     p.add_argument("--pretrain-per-seed", action="store_true",
                    help="pretrain again for every seed (default: once)")
@@ -157,6 +168,9 @@ def parse_args(argv=None):
     p.add_argument("--pretrain-lr", type=float, default=2e-3)
     p.add_argument("--mask-ratio", type=float, default=0.5)
     p.add_argument("--patch-size", type=int, default=4)
+    p.add_argument("--temperature", type=float, default=0.5)
+    p.add_argument("--target-decay", type=float, default=0.99)
+    p.add_argument("--crop-min", type=float, default=0.2)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--patience", type=int, default=15)

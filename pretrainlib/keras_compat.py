@@ -47,7 +47,7 @@ from keras.src.losses.loss import (  # noqa: E402
 )
 
 __all__ = ["OptimizerOverrides", "TrainerOverrides", "compute_loss", "is_multi_worker",
-           "loss_tracker", "lora_base_weight", "seed_generators",
+           "loss_tracker", "lora_base_weight", "moving_average_update", "seed_generators",
            "saved_model_variables", "seeds_drawn_from", "sublayers", "track_variable",
            "unscale_loss", "variable_index"]
 
@@ -165,6 +165,23 @@ def scale_loss(loss):
 def unscale_loss(loss):
     """A replica's loss as one device would report it (Keras's train step's rule)."""
     return unscale_loss_for_distribution(loss)
+
+
+def moving_average_update(targets: list, sources: list, decay) -> None:
+    """`target = decay * target + (1 - decay) * source` for each pair, also inside a
+    distribution strategy's replica context (as Keras's optimizer updates its own
+    weight averages: a merge call, then the strategy's `update` on every copy)."""
+    def update(strategy, pairs):
+        for target, source in pairs:
+            strategy.extended.update(
+                target, lambda t, s: t.assign(decay * t + (1 - decay) * s),
+                args=(source,), group=False)
+
+    pairs = [(t.value if isinstance(t, keras.Variable) else t,
+              s.value if isinstance(s, keras.Variable) else s)
+             for t, s in zip(targets, sources)]
+    tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(),
+                                                        pairs)
 
 
 def saved_model_variables(functions) -> tuple[list, list]:

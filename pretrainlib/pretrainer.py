@@ -88,6 +88,11 @@ class Pretrainer(TrainingCore, keras.Model):
     def _summary_rows(self):
         return formatting.pretrainer_rows(self) + super()._summary_rows()
 
+    def train_step(self, data):
+        logs = super().train_step(data)
+        self.objective.after_train_step(self)
+        return logs
+
     # === Data goes through the objective ===
     def _check_data(self, name, dataset, steps, steps_name):
         dataset_length(name, dataset)

@@ -130,6 +130,10 @@ def conv_net():
     return pl.backbones.ConvNet(widths=(4, 8), blocks_per_stage=1)
 
 
+def group_norm_conv_net():
+    return pl.backbones.ConvNet(widths=(8, 16), blocks_per_stage=1, norm="group")
+
+
 def fine_tuner(backbone=None, head=None, data=None, **kwargs):
     model = pl.FineTuner(backbone or text_encoder(), head or pl.heads.Classifier(6, dropout=0.0),
                          **kwargs)
@@ -167,6 +171,29 @@ def _autoencoder():
 def _image_classification():
     return pretrainer(conv_net(), pl.objectives.ImageClassification(3),
                       image_data(classes=3))
+
+
+# The two-view objectives on a GroupNorm ConvNet (per-example normalization). SimCLR's
+# mirrored run then matches one device to ~2e-6 (without gathering the negatives from
+# both replicas it would be ~5e-3 off); BYOL's and SimSiam's cosine losses amplify the
+# synchronized BatchNorm moments of their MLPs to ~4e-5, hence BatchNorm's room.
+@register("objective", "SimCLR")
+def _simclr():  # under a strategy the NT-Xent negatives are gathered from every replica
+    return pretrainer(group_norm_conv_net(), pl.objectives.SimCLR(projection_dim=8),
+                      image_data(labels=False))
+
+
+@register("objective", "BYOL", atol=BATCHNORM_ATOL)
+def _byol():  # the moving-average target is updated on every replica alike
+    return pretrainer(group_norm_conv_net(),
+                      pl.objectives.BYOL(target_decay=0.9, projection_dim=8),
+                      image_data(labels=False))
+
+
+@register("objective", "SimSiam", atol=BATCHNORM_ATOL)
+def _simsiam():
+    return pretrainer(group_norm_conv_net(), pl.objectives.SimSiam(projection_dim=8),
+                      image_data(labels=False))
 
 
 @register("objective", "Distillation", atol=BATCHNORM_ATOL)

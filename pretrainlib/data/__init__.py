@@ -1,5 +1,6 @@
 """Input pipelines built on tf.data."""
 
+from pretrainlib.data.augmentation import RandomResizedCrop, contrastive_augmentation
 from pretrainlib.data.files import TextFiles
 from pretrainlib.data.image import image_dataset
 from pretrainlib.data.image_folder import image_folder
@@ -7,5 +8,5 @@ from pretrainlib.data.image_preprocessor import ImagePreprocessor
 from pretrainlib.data.text import text_dataset
 from pretrainlib.data.tfds_source import from_tfds
 
-__all__ = ["ImagePreprocessor", "TextFiles", "from_tfds", "image_dataset", "image_folder",
-           "text_dataset"]
+__all__ = ["ImagePreprocessor", "RandomResizedCrop", "TextFiles", "contrastive_augmentation",
+           "from_tfds", "image_dataset", "image_folder", "text_dataset"]

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from pretrainlib import validation
 from pretrainlib.evaluation import metrics as metric_fns
+from pretrainlib.evaluation import probes
 from pretrainlib.evaluation.report import Report, pyplot
 
 
@@ -112,6 +113,12 @@ class Evaluator:
                 num_classes = max(num_classes, outputs.shape[-1], int(targets.max()) + 1)
         if not parts:
             raise ValueError("`dataset` is empty; it yielded no batch.")
+        names = (self.class_names or getattr(model, "class_names", None)
+                 or getattr(dataset, "class_names", None))
+        return self._report(parts, num_classes, names)
+
+    def _report(self, parts: list, num_classes: int, names) -> Report:
+        """The Report of per-batch `parts` of records."""
         records = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         if "roc_auc" in self.metrics and "score" not in records:
             raise ValueError(
@@ -121,11 +128,59 @@ class Evaluator:
         confusion = (metric_fns.confusion_matrix(records["label"], records["predicted"],
                                                  num_classes)
                      if self.task == "classification" else None)
-        names = (self.class_names or getattr(model, "class_names", None)
-                 or getattr(dataset, "class_names", None))
         return Report(values, confusion, tuple(names) if names else None, num_examples,
                       intervals=self._intervals(records, num_classes, num_examples),
                       task=self.task, confidence=self.confidence)
+
+    # === Frozen-feature yardsticks of a pretrained backbone ===
+    def knn(self, backbone: keras.Model, train, test, k: int = 20) -> Report:
+        """Scores `backbone`'s frozen features by k-nearest-neighbour classification:
+        each `test` example takes the majority class of its `k` most cosine-similar
+        `train` examples (ties: the lowest class id, as scikit-learn's
+        `KNeighborsClassifier(metric="cosine")`). No training at all: the standard
+        quick yardstick of self-supervised pretraining.
+
+        `train` and `test`: `tf.data.Dataset`s of `(inputs, labels)` batches (e.g.
+        `pl.data.image_dataset(images, labels, shuffle=False)`) or `(inputs, labels)`
+        pairs of arrays. Returns a classification `Report`.
+        """
+        validation.positive_int("k", k)
+        self._need_classification("knn")
+        train_x, train_y = probes.embed(backbone, train, "train")
+        if k > len(train_x):
+            raise ValueError(f"`k` must be at most the number of training examples "
+                             f"({len(train_x)}). Received: k={k}")
+        test_x, test_y = probes.embed(backbone, test, "test")
+        num_classes = int(max(train_y.max(), test_y.max())) + 1
+        scores = probes.knn_scores(train_x, train_y, test_x, k, num_classes)
+        return self._probe_report(scores, test_y, num_classes, test)
+
+    def linear_probe(self, backbone: keras.Model, train, test, c: float = 1.0) -> Report:
+        """Scores `backbone`'s frozen features by a linear probe: multinomial logistic
+        regression with an L2 penalty (`c`: inverse strength, scikit-learn's `C`)
+        fitted on the standardized `train` features to convergence, then evaluated on
+        `test`. The headline yardstick of self-supervised pretraining. `train` and
+        `test` as for `knn`. Returns a classification `Report`.
+        """
+        self._need_classification("linear_probe")
+        classifier = probes.LogisticRegression(c=c)
+        train_x, train_y = probes.embed(backbone, train, "train")
+        test_x, test_y = probes.embed(backbone, test, "test")
+        num_classes = int(max(train_y.max(), test_y.max())) + 1
+        classifier.fit(train_x, train_y, num_classes)
+        return self._probe_report(classifier.decision_function(test_x), test_y, num_classes,
+                                  test)
+
+    def _need_classification(self, method: str) -> None:
+        if self.task != "classification":
+            raise ValueError(f"`{method}` classifies: the Evaluator's metrics must be "
+                             f"classification metrics (e.g. 'accuracy'). Received: "
+                             f"{list(self.metrics)}")
+
+    def _probe_report(self, scores, labels, num_classes: int, test) -> Report:
+        parts = [metric_fns.classification_records(scores, labels)]
+        return self._report(parts, num_classes,
+                            self.class_names or getattr(test, "class_names", None))
 
     def _evaluate_each_output(self, model, dataset, names: list) -> dict[str, Report]:
         targets = dataset.element_spec[1] if isinstance(dataset.element_spec, tuple) else None

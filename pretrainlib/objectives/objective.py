@@ -64,6 +64,10 @@ class Objective(DeclaresLoss):
         """Returns `(inputs, outputs)` of the training model around `backbone`."""
         raise NotImplementedError(f"{type(self).__name__} must implement `build`.")
 
+    def after_train_step(self, model: keras.Model) -> None:
+        """Runs inside every training step, after the optimizer's update (e.g. BYOL's
+        moving-average target); `model` is the Pretrainer."""
+
     def loss(self):
         raise NotImplementedError(f"{type(self).__name__} must implement `loss`.")
 

@@ -1,6 +1,6 @@
 """A small seeded training run, with or without checkpoints, for the resume tests.
 
-    python resumable_run.py OUT.npz [--model images|text|pretrainer|files|semi]
+    python resumable_run.py OUT.npz [--model images|text|pretrainer|files|semi|byol]
         [--checkpoint FOLDER] [--every N] [--die-at STEP] [--die-in-save]
         [--mirrored] [--tokenizer PATH]
 
@@ -17,7 +17,9 @@ it halfway through writing the second checkpoint; `--mirrored` trains under
 MirroredStrategy on two logical CPUs. `--tokenizer` names a saved WordPiece
 vocabulary (one for every process). A finished run writes its final weights to
 OUT.npz. `semi` is `images` with an unlabeled pool of 80 images and
-`pl.semi.Consistency` (augmented views drawn per step).
+`pl.semi.Consistency` (augmented views drawn per step). `byol` pretrains the tiny
+ConvNet with `pl.objectives.BYOL` (two views per image, a moving-average target
+network updated every step) on 96 images.
 """
 
 import argparse
@@ -74,6 +76,11 @@ def build(kind, tokenizer, folder):
         if kind == "semi":  # a pool of 80: its epochs end apart from the labeled ones
             return model, {"x": data, "unlabeled": pl.datasets.fashion_mnist().train.images[-80:]}
         return model, data
+    if kind == "byol":
+        images = pl.datasets.fashion_mnist().train.sample(96, seed=0).images
+        model = pl.Pretrainer(pl.backbones.ConvNet(widths=(8, 16), blocks_per_stage=1),
+                              pl.objectives.BYOL(target_decay=0.9, projection_dim=16), seed=2)
+        return model, pl.data.image_dataset(images, batch_size=16, seed=1)
     glosses = pl.datasets.wordnet_supersenses().train.sample(96, seed=0)
     encoder = pl.backbones.TextEncoder(tokenizer.vocab_size, num_layers=1, hidden_dim=32,
                                        num_heads=2, intermediate_dim=64,
@@ -104,7 +111,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("out")
     parser.add_argument("--model", default="images",
-                        choices=["images", "text", "pretrainer", "files", "semi"])
+                        choices=["images", "text", "pretrainer", "files", "semi", "byol"])
     parser.add_argument("--checkpoint")
     parser.add_argument("--every", type=int, default=4)
     parser.add_argument("--die-at", type=int)
