@@ -105,12 +105,16 @@ def run(args) -> dict:
     evaluator = pl.Evaluator(metrics=["accuracy", "macro_f1"], class_names=train_pool.class_names)
     test_ds = pl.data.image_dataset(test.images, test.labels, batch_size=256, shuffle=False)
     results = {"pretrained": [], "scratch": []}
-    backbone = None
+    backbone, probes = None, {}
     for seed in range(args.seeds):
         if backbone is None or args.pretrain_per_seed:
             t = time.time()
             backbone = pretrain(args, source, seed)
             pretrain_seconds = time.time() - t
+            if args.save_backbone:
+                backbone.save(args.save_backbone)
+            if args.probe and not probes:
+                probes = probe(args, backbone, fm)
         train = train_pool.sample(args.labels_per_class * num_classes, seed=seed)
         val = val_pool.sample(min(args.val_images, len(val_pool)), seed=seed)
         log(f"seed {seed}: {len(train)} labeled images, {len(val)} for validation, "
@@ -138,7 +142,26 @@ def run(args) -> dict:
                                   "learning_rate": lr})
             if name == "pretrained":
                 results[name][-1]["pretrain_seconds"] = pretrain_seconds
-    return write_results(args, results, start, table)
+    return write_results(args, results, start, table, probes=probes)
+
+
+def probe(args, backbone, fm) -> dict:
+    """Linear-probe and kNN accuracy of the pretrained and of a randomly initialized
+    backbone's frozen features: every labeled training image vs the test set."""
+    evaluator = pl.Evaluator(metrics=["accuracy", "macro_f1"])
+    train, test = (fm.train.images, fm.train.labels), (fm.test.images, fm.test.labels)
+    if args.quick:
+        train = (fm.train.images[:500], fm.train.labels[:500])
+        test = (fm.test.images[:200], fm.test.labels[:200])
+    keras.utils.set_random_seed(0)
+    found = {}
+    for name, net in (("pretrained", backbone), ("random init", make_backbone(args))):
+        found[name] = {"linear_probe": evaluator.linear_probe(net, train, test).metrics,
+                       "knn": evaluator.knn(net, train, test, k=20).metrics}
+        log(f"  {name} backbone: linear probe accuracy "
+            f"{found[name]['linear_probe']['accuracy']:.4f}, kNN (k=20) "
+            f"{found[name]['knn']['accuracy']:.4f}")
+    return found
 
 
 def table(summary: dict, args) -> str:
@@ -176,6 +199,10 @@ def parse_args(argv=None):
     p.add_argument("--patience", type=int, default=15)
     p.add_argument("--freeze-epochs", type=int, default=5)
     p.add_argument("--learning-rates", type=float, nargs="+", default=[1e-2, 3e-3, 1e-3])
+    p.add_argument("--probe", action="store_true",
+                   help="also score the pretrained (and a random) backbone's frozen features "
+                        "by linear probe and kNN on all labeled training images")
+    p.add_argument("--save-backbone", help="save the pretrained backbone here (.keras)")
     p.add_argument("--out", default="runs/fashion_mnist_transfer.json")
     p.add_argument("--quick", action="store_true",
                    help="a tiny budget (1,024 source images) that checks the pipeline end "

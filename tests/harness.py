@@ -173,6 +173,13 @@ def _image_classification():
                       image_data(classes=3))
 
 
+@register("objective", "MaskedAutoencoder")
+def _masked_autoencoder():  # the encoder runs on the visible patches only
+    vit = pl.backbones.VisionEncoder(patch_size=7, num_layers=1, hidden_dim=16, num_heads=2)
+    return pretrainer(vit, pl.objectives.MaskedAutoencoder(decoder_dim=16, decoder_heads=2),
+                      image_data(labels=False))
+
+
 # The two-view objectives on a GroupNorm ConvNet (per-example normalization). SimCLR's
 # mirrored run then matches one device to ~2e-6 (without gathering the negatives from
 # both replicas it would be ~5e-3 off); BYOL's and SimSiam's cosine losses amplify the

@@ -12,7 +12,7 @@ LEAVES = {"validation", "protocol", "formatting", "keras_compat", "losses", "met
 ALLOWED = {
     "backbones": set(),
     "heads": set(),
-    "objectives": {"backbones", "heads"},
+    "objectives": {"backbones", "heads", "data"},  # two-view objectives augment as pl.data
     "freezing": {"backbones"},
     "datasets": set(),
     "data": {"datasets"},
@@ -20,7 +20,7 @@ ALLOWED = {
     "hub": {"backbones", "serving"},
     "serving": set(),  # any Keras model, its preprocessor read by duck type
     "compress": {"evaluation", "freezing"},  # adapters stay in float; measure evaluates
-    "evaluation": set(),
+    "evaluation": {"backbones"},  # the probes read pooled features as objectives do
     "distribute": set(),
     "tune": {"freezing", "training"},  # copies of a compiled model, trained with its settings
     "training": {"backbones"},  # reads a backbone's inputs to check data against them

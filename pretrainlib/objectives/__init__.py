@@ -5,6 +5,7 @@ from pretrainlib.objectives.byol import BYOL, SimSiam
 from pretrainlib.objectives.causal_lm import CausalLM
 from pretrainlib.objectives.distillation import Distillation
 from pretrainlib.objectives.image_classification import ImageClassification
+from pretrainlib.objectives.masked_autoencoder import MaskedAutoencoder
 from pretrainlib.objectives.masked_lm import MaskedLM
 from pretrainlib.objectives.objective import Objective
 from pretrainlib.objectives.simclr import SimCLR
@@ -13,4 +14,4 @@ from pretrainlib.objectives.simclr import SimCLR
 from pretrainlib import randomness  # noqa: F401
 
 __all__ = ["Autoencoder", "BYOL", "CausalLM", "Distillation", "ImageClassification",
-           "MaskedLM", "Objective", "SimCLR", "SimSiam"]
+           "MaskedAutoencoder", "MaskedLM", "Objective", "SimCLR", "SimSiam"]

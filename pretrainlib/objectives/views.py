@@ -22,6 +22,16 @@ class TwoViewObjective(Objective):
     two views of an image stay on one row, so a distribution strategy that splits
     the batch keeps every pair on one replica. `encode_views` runs a network on both
     views at once and gives `[batch, 2, features]`.
+
+    Examples:
+        >>> import numpy as np, tensorflow as tf, pretrainlib as pl
+        >>> from pretrainlib import randomness
+        >>> objective = pl.objectives.SimCLR()
+        >>> objective.validate_backbone(pl.backbones.ConvNet(widths=(8,)))
+        >>> with randomness.batch_seed(tf.constant([0, 0])):
+        ...     views, _ = objective.transform(np.zeros((4, 28, 28, 1), "float32"))
+        >>> tuple(views.shape)
+        (4, 2, 28, 28, 1)
     """
 
     def __init__(self, augment=None, crop_scale=(0.2, 1.0), jitter: float = 0.4):
