@@ -30,16 +30,22 @@ def test_policy_comparison_runs_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("study", ["masked", "supervised"])
+@pytest.mark.parametrize("study", ["masked", "supervised", "byol"])
 def test_fashion_mnist_transfer_study_runs_end_to_end(tmp_path, study):
     out = tmp_path / f"{study}.json"
+    probe = ["--probe", "--save-backbone", str(tmp_path / "b.keras")] if study == "byol" else []
     run = run_example("fashion_mnist_transfer.py", "--quick", "--study", study, "--out",
-                      str(out))
+                      str(out), *probe)
     assert "pretraining gain" in run.stdout
     payload = json.loads(out.read_text())
     for model in ("pretrained", "scratch"):
         assert 0 <= payload["summary"][model]["accuracy"]["mean"] <= 1
     assert payload["runs"]["pretrained"][0]["pretrain_seconds"] > 0
+    if probe:  # frozen-feature yardsticks of the pretrained and a random backbone
+        for backbone in ("pretrained", "random init"):
+            for yardstick in ("linear_probe", "knn"):
+                assert 0 <= payload["probes"][backbone][yardstick]["accuracy"] <= 1
+        assert (tmp_path / "b.keras").exists()
 
 
 @pytest.mark.slow
