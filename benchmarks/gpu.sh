@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks 1-5 and contrastive pretraining on a GPU: mixed_float16 (Keras adds loss
-# scaling), XLA on by Keras's default there, longer runs than the CPU defaults. Needs the project installed
-# (`python3 dev.py test` makes .venv/; or `pip install -e .`) and a GPU TensorFlow sees.
+# scaling), XLA on by Keras's default there, longer runs than the CPU defaults. Needs
+# the project installed (`python3 dev.py test` makes .venv/; or `pip install -e .`)
+# and a GPU TensorFlow sees.
 #
 #   bash benchmarks/gpu.sh   # writes docs/results/benchmark_{throughput,contrastive}_gpu*.json
 set -euo pipefail
