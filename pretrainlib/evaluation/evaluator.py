@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from pretrainlib import validation
 from pretrainlib.evaluation import metrics as metric_fns
-from pretrainlib.evaluation import probes
+from pretrainlib.evaluation import probes, text_metrics
 from pretrainlib.evaluation.report import Report, pyplot
 
 
@@ -99,6 +99,11 @@ class Evaluator:
         scored against its targets, with its own class names (`class_names` may be
         a dict by output name too).
         """
+        if self.task == "generation":
+            raise ValueError(
+                f"{', '.join(self.metrics)} score generated texts: call "
+                "`evaluate_texts(references=..., predictions=...)`. For perplexity, "
+                "evaluate the model with Evaluator(metrics=['perplexity']).")
         outputs = _output_names(model)
         if outputs is not None:
             return self._evaluate_each_output(model, dataset, outputs)
@@ -117,20 +122,65 @@ class Evaluator:
                  or getattr(dataset, "class_names", None))
         return self._report(parts, num_classes, names)
 
-    def _report(self, parts: list, num_classes: int, names) -> Report:
-        """The Report of per-batch `parts` of records."""
+    def _report(self, parts: list, num_classes: int, names, functions=None) -> Report:
+        """The Report of per-batch `parts` of records (scored by `functions`, default
+        this Evaluator's: `{name: fn(records, num_classes)}`)."""
+        functions = functions or self._functions
         records = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
         if "roc_auc" in self.metrics and "score" not in records:
             raise ValueError(
                 f"`roc_auc` is defined here for two classes; the model outputs {num_classes}.")
-        values = {name: fn(records, num_classes) for name, fn in self._functions.items()}
+        values = {name: fn(records, num_classes) for name, fn in functions.items()}
         num_examples = len(next(iter(records.values())))
         confusion = (metric_fns.confusion_matrix(records["label"], records["predicted"],
                                                  num_classes)
                      if self.task == "classification" else None)
         return Report(values, confusion, tuple(names) if names else None, num_examples,
-                      intervals=self._intervals(records, num_classes, num_examples),
+                      intervals=self._intervals(records, num_classes, num_examples, functions),
                       task=self.task, confidence=self.confidence)
+
+    # === Generated text ===
+    def evaluate_texts(self, references, predictions, lowercase: bool = False,
+                       smooth: str = "exp", smooth_value: float | None = None) -> Report:
+        """Scores generated `predictions` against `references` with the generation
+        metrics: `bleu` (corpus BLEU, 0-100, as SacreBLEU: `13a` tokens, n-grams up
+        to 4, the brevity penalty against the closest reference), `sentence_bleu`
+        (the mean of per-sentence BLEU with effective order, as SacreBLEU's
+        `sentence_bleu`) and `rouge_l` (the mean longest-common-subsequence F-measure,
+        0-1, as `rouge_score`). With `bootstrap=B`, each gets an interval from `B`
+        resamples of the examples (corpus BLEU recomputed from each resample's counts).
+
+        Args:
+            references: one reference text per prediction, or a list of several per
+                prediction (BLEU clips by and ROUGE-L takes the best of them).
+            predictions: the generated texts.
+            lowercase: compare BLEU tokens lower-cased.
+            smooth: BLEU smoothing: `"exp"` (SacreBLEU's default), `"floor"`,
+                `"add-k"` or `"none"`.
+            smooth_value: the floor's epsilon (default 0.1) or add-k's k (default 1).
+
+        Examples:
+            >>> import pretrainlib as pl
+            >>> report = pl.Evaluator(metrics=["bleu", "rouge_l"]).evaluate_texts(
+            ...     references=["a small dog barks", "the cat sleeps"],
+            ...     predictions=["a small dog barks", "the cat is asleep"])
+            >>> round(report.metrics["rouge_l"], 3)
+            0.786
+        """
+        if self.task != "generation":
+            raise ValueError(
+                "`evaluate_texts` scores generated texts: the Evaluator's metrics must be "
+                f"{', '.join(metric_fns.GENERATION)}. Received: {list(self.metrics)}")
+        validation.one_of("smooth", smooth, text_metrics.SMOOTHING)
+        if smooth_value is not None:
+            validation.positive_float("smooth_value", smooth_value)
+        predictions = validation.string_list("predictions", predictions)
+        references = _references(references, len(predictions))
+        records = {**text_metrics.bleu_records(predictions, references, lowercase),
+                   **text_metrics.rouge_l_records(predictions, references)}
+        scores = text_metrics.functions(self.metrics, smooth, smooth_value)
+        return self._report([records], 0, None,
+                            {name: (lambda r, n, f=f: f(r)) for name, f in scores.items()})
 
     # === Frozen-feature yardsticks of a pretrained backbone ===
     def knn(self, backbone: keras.Model, train, test, k: int = 20) -> Report:
@@ -296,18 +346,38 @@ class Evaluator:
         return metric_fns.reconstruction_records(outputs.reshape(targets.shape), targets,
                                                  weights)
 
-    def _intervals(self, records, num_classes, num_examples):
+    def _intervals(self, records, num_classes, num_examples, functions=None):
         if not self.bootstrap:
             return {}
+        functions = functions or self._functions
         rng = np.random.default_rng(self.seed)
         draws = {name: [] for name in self.metrics}
         for _ in range(self.bootstrap):
             sample = metric_fns.select(records, rng.integers(0, num_examples, num_examples))
-            for name, fn in self._functions.items():
+            for name, fn in functions.items():
                 draws[name].append(fn(sample, num_classes))
         tail = (1 - self.confidence) / 2 * 100
         return {name: tuple(float(q) for q in np.nanpercentile(values, [tail, 100 - tail]))
                 for name, values in draws.items()}
+
+
+def _references(references, count: int) -> list[list[str]]:
+    """`references` as a list of reference lists, one per prediction."""
+    if isinstance(references, str) or not isinstance(references, (list, tuple)):
+        raise TypeError("`references` must be a list of texts (one per prediction) or of "
+                        f"lists of texts. Received: {type(references).__name__}")
+    if len(references) != count:
+        raise ValueError(f"`references` has {len(references)} entries for {count} "
+                         "predictions; give one (or a list of several) per prediction.")
+    out = []
+    for entry in references:
+        entry = [entry] if isinstance(entry, str) else entry
+        if (not isinstance(entry, (list, tuple)) or not entry
+                or not all(isinstance(t, str) for t in entry)):
+            raise TypeError("Each entry of `references` must be a text or a non-empty list "
+                            f"of texts. Received: {entry!r}")
+        out.append(list(entry))
+    return out
 
 
 def _output_names(model) -> list[str] | None:

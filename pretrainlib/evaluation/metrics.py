@@ -14,7 +14,8 @@ import re
 
 import numpy as np
 
-TASKS = ("classification", "regression", "language_modeling", "reconstruction")
+TASKS = ("classification", "regression", "language_modeling", "reconstruction", "generation")
+GENERATION = ("bleu", "sentence_bleu", "rouge_l")  # pl.evaluation.text_metrics, on texts
 
 
 # === Records: model outputs -> a few numbers per example ===
@@ -161,7 +162,7 @@ _RECONSTRUCTION = {
 }
 EXAMPLE_NAMES = ("accuracy", "top_5_accuracy", "macro_f1", "micro_f1", "weighted_f1",
                  "macro_precision", "macro_recall", "roc_auc", "mae", "rmse", "r2",
-                 "cross_entropy", "perplexity", "token_accuracy", "mse", "psnr")
+                 "cross_entropy", "perplexity", "token_accuracy", "mse", "psnr", *GENERATION)
 
 
 def resolve(name: str):
@@ -173,6 +174,8 @@ def resolve(name: str):
                         ("reconstruction", _RECONSTRUCTION)):
         if name in table:
             return task, table[name]
+    if name in GENERATION:  # scored on texts (`Evaluator.evaluate_texts`), its options there
+        return "generation", None
     raise ValueError(
         f"Unknown metric {name!r} in `metrics`. Known: {', '.join(EXAMPLE_NAMES)} "
         "(and top_<k>_accuracy, <macro|micro|weighted>_<precision|recall|f1>)."
