@@ -46,7 +46,8 @@ from keras.src.losses.loss import (  # noqa: E402
     unscale_loss_for_distribution,
 )
 
-__all__ = ["OptimizerOverrides", "TrainerOverrides", "compute_loss", "is_multi_worker",
+__all__ = ["OptimizerOverrides", "TrainerOverrides", "cached_self_attention", "compute_loss",
+           "is_multi_worker", "keras_hub_build_cache", "transformer_encoder_step",
            "loss_tracker", "lora_base_weight", "moving_average_update", "seed_generators",
            "saved_model_variables", "seeds_drawn_from", "sublayers", "track_variable",
            "unscale_loss", "variable_index"]
@@ -182,6 +183,47 @@ def moving_average_update(targets: list, sources: list, decay) -> None:
              for t, s in zip(targets, sources)]
     tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(),
                                                         pairs)
+
+
+def cached_self_attention(layer: keras.layers.MultiHeadAttention, x, cache, index, mask):
+    """`layer` (a Keras `MultiHeadAttention`) attending from `x` `[batch, q, dim]` to
+    the key/value cache `[batch, 2, length, heads, head_dim]`, after writing `x`'s
+    keys and values into it at `index`; returns `(output, cache)`. KerasHub's
+    `CachedMultiHeadAttention.call`, for the plain attention layer that its
+    `TransformerEncoder` blocks hold (they have no cache of their own)."""
+    query = layer._query_dense(x)
+    start = [0, index, 0, 0]
+    key = keras.ops.slice_update(cache[:, 0], start, layer._key_dense(x))
+    value = keras.ops.slice_update(cache[:, 1], start, layer._value_dense(x))
+    output, _ = layer._compute_attention(query=query, key=key, value=value,
+                                         attention_mask=mask)
+    return layer._output_dense(output), keras.ops.stack((key, value), axis=1)
+
+
+def transformer_encoder_step(block, x, cache, index, mask):
+    """A KerasHub `TransformerEncoder` block in inference on `x` with a key/value
+    cache (see `cached_self_attention`): its own `call`, pre- or post-LayerNorm, with
+    the attention reading the cache. Returns `(output, cache)`."""
+    residual = x
+    if block.normalize_first:
+        x = block._self_attention_layer_norm(x)
+    x, cache = cached_self_attention(block._self_attention_layer, x, cache, index, mask)
+    x = x + residual
+    if not block.normalize_first:
+        x = block._self_attention_layer_norm(x)
+    residual = x
+    if block.normalize_first:
+        x = block._feedforward_layer_norm(x)
+    x = block._feedforward_output_dense(block._feedforward_intermediate_dense(x)) + residual
+    if not block.normalize_first:
+        x = block._feedforward_layer_norm(x)
+    return x, cache
+
+
+def keras_hub_build_cache(task, token_ids):
+    """The key/value cache of a KerasHub `CausalLM` after a forward pass over
+    `token_ids` (its `_build_cache`, which its own `generate` calls)."""
+    return task._build_cache(token_ids)[1]
 
 
 def saved_model_variables(functions) -> tuple[list, list]:

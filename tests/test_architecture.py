@@ -25,7 +25,8 @@ ALLOWED = {
     "tune": {"freezing", "training"},  # copies of a compiled model, trained with its settings
     "training": {"backbones"},  # reads a backbone's inputs to check data against them
     "pretrainer": {"objectives", "training"},
-    "semi": {"data", "training"},  # scales images as pl.data does; runs in the core
+    "semi": {"data", "training"},
+    "generation": {"backbones"},  # decodes with a causal backbone's own layers  # scales images as pl.data does; runs in the core
     "finetuner": {"backbones", "data", "freezing", "heads", "semi", "training"},
 }
 

@@ -82,9 +82,9 @@ def is_causal(backbone: keras.Model) -> bool:
     return isinstance(backbone, _keras_hub_decoders())
 
 
-def _keras_hub_decoders() -> tuple:
-    """KerasHub's decoder-only backbone classes, read off its causal-LM tasks (an
-    encoder-decoder's `Seq2SeqLM` is not one)."""
+def _keras_hub_causal_lms() -> list:
+    """KerasHub's causal-LM task classes with a backbone class (an encoder-decoder's
+    `Seq2SeqLM` is not one)."""
     import keras_hub
 
     def subclasses(cls):
@@ -92,9 +92,23 @@ def _keras_hub_decoders() -> tuple:
             yield sub
             yield from subclasses(sub)
 
-    return tuple({task.backbone_cls for task in subclasses(keras_hub.models.CausalLM)
-                  if getattr(task, "backbone_cls", None) is not None
-                  and not issubclass(task, keras_hub.models.Seq2SeqLM)})
+    return [task for task in subclasses(keras_hub.models.CausalLM)
+            if getattr(task, "backbone_cls", None) is not None
+            and not issubclass(task, keras_hub.models.Seq2SeqLM)]
+
+
+def _keras_hub_decoders() -> tuple:
+    """KerasHub's decoder-only backbone classes, read off its causal-LM tasks."""
+    return tuple({task.backbone_cls for task in _keras_hub_causal_lms()})
+
+
+def keras_hub_causal_lm(backbone: keras.Model):
+    """The KerasHub `CausalLM` task class made for `backbone`'s class (e.g.
+    `GPT2CausalLM` for a `GPT2Backbone`); a `ValueError` if there is none."""
+    for task in _keras_hub_causal_lms():
+        if type(backbone) is task.backbone_cls:
+            return task
+    raise ValueError(f"KerasHub has no causal LM for {type(backbone).__name__}.")
 
 
 def sequence_features(outputs, backbone: keras.Model):

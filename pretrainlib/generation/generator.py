@@ -1,0 +1,201 @@
+"""Generator: batched, compiled text generation with a key/value cache."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pretrainlib import validation
+from pretrainlib.generation.decoders import decoder_for
+from pretrainlib.generation.samplers import sampler as make_sampler
+
+
+class Generator:
+    """Continues prompts with a causal backbone: batched, in one compiled loop, with a
+    key/value cache, seeded.
+
+    Works with `pl.backbones.TextEncoder(causal=True)` (e.g. pretrained by
+    `pl.objectives.CausalLM`, or fine-tuned for generation) and with KerasHub decoder
+    backbones (GPT-2, Llama, ... built directly or loaded with
+    `pl.hub.load_backbone`). The prompts of a batch are tokenized (after the start
+    token the model was trained with: `[CLS]` for this library's tokenizers),
+    right-padded into one `[batch, longest prompt + max_new_tokens]` tensor, and the
+    whole batch is decoded in one `tf.while_loop`: a first pass fills every layer's
+    key/value cache, then each step feeds one token per row, attends to the cache,
+    and chooses the next token (a row whose prompt is longer keeps its own tokens
+    until its prompt ends). Generation stops for a row at a stop token (default: the
+    tokenizer's end token, `[SEP]`) or after `max_new_tokens`, and for the batch when
+    every row has stopped. `use_cache=False` runs the full model at every step
+    instead (the reference the cache must equal; slower by a factor that grows with
+    the length).
+
+    Args:
+        backbone: a causal backbone.
+        tokenizer: this library's `pl.text.WordPieceTokenizer`, or a KerasHub tokenizer.
+        jit_compile: compile the loop with XLA.
+
+    Examples:
+        >>> import pretrainlib as pl
+        >>> texts = ["a small dog barks", "a large cat sleeps", "the dog sees the cat"] * 8
+        >>> tok = pl.text.WordPieceTokenizer.train(texts, vocab_size=60)
+        >>> decoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=16,
+        ...                                    max_sequence_length=16, causal=True)
+        >>> generator = pl.generation.Generator(decoder, tok)
+        >>> out = generator.generate(["a small", "the"], max_new_tokens=4, sampler="top_k",
+        ...                          k=5, seed=0)
+        >>> len(out), out == generator.generate(["a small", "the"], max_new_tokens=4,
+        ...                                     sampler="top_k", k=5, seed=0)
+        (2, True)
+    """
+
+    def __init__(self, backbone: keras.Model, tokenizer, jit_compile: bool = False):
+        self.decoder = decoder_for(backbone)
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.jit_compile = bool(jit_compile)
+        self._loops = {}
+
+    # === Tokens ===
+    def _start_ids(self) -> list[int]:
+        start = getattr(self.tokenizer, "cls_id", None)
+        if start is None:
+            start = getattr(self.tokenizer, "start_token_id", None)
+        return [] if start is None else [int(start)]
+
+    def _default_stops(self) -> list[int]:
+        stop = getattr(self.tokenizer, "sep_id", None)
+        if stop is None:
+            stop = getattr(self.tokenizer, "end_token_id", None)
+        return [] if stop is None else [int(stop)]
+
+    def _pad_id(self) -> int:
+        pad = getattr(self.tokenizer, "pad_id", None)
+        if pad is None:
+            pad = getattr(self.tokenizer, "pad_token_id", None)
+        return int(pad or 0)
+
+    def encode(self, prompts: list[str]) -> list[list[int]]:
+        """Each prompt's ids, after the start token."""
+        if hasattr(self.tokenizer, "token_ids"):
+            ragged = self.tokenizer.token_ids(prompts)
+        else:
+            ragged = self.tokenizer(tf.constant(prompts))
+        rows = ragged.to_list() if hasattr(ragged, "to_list") else [list(r) for r in ragged]
+        return [self._start_ids() + [int(i) for i in row] for row in rows]
+
+    def decode(self, ids: list[int]) -> str:
+        if not ids:
+            return ""
+        text = self.tokenizer.detokenize(np.asarray(ids, "int32"))
+        text = text.numpy() if hasattr(text, "numpy") else text
+        return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+
+    # === Generation ===
+    def generate(self, prompts, max_new_tokens: int = 32, sampler: str = "greedy",
+                 k: int = 5, p: float = 0.9, temperature: float = 1.0, seed: int = 0,
+                 stop_token_ids=None, use_cache: bool = True) -> list[str]:
+        """The continuation of each prompt (without the prompt).
+
+        Args:
+            prompts: a list of texts (an empty text starts from the start token alone).
+            max_new_tokens: most tokens generated per prompt (>= 1); the longest
+                prompt plus this must fit the backbone's maximum sequence length.
+            sampler: `"greedy"`, `"top_k"`, `"top_p"` or `"random"`.
+            k: how many of the most likely tokens `top_k` samples from.
+            p: the probability mass `top_p` samples from, in (0, 1].
+            temperature: divides the logits before sampling (> 0).
+            seed: the sampling seed: the same seed, the same texts.
+            stop_token_ids: ids that end a row (default: the tokenizer's end token).
+            use_cache: decode with the key/value cache.
+        """
+        new, encoded = self.generate_ids(prompts, max_new_tokens, sampler, k, p, temperature,
+                                         seed, stop_token_ids, use_cache)
+        return [self._continuation(prompt[len(self._start_ids()):], ids)
+                for prompt, ids in zip(encoded, new)]
+
+    def _continuation(self, prompt: list[int], new: list[int]) -> str:
+        # Decoded with the prompt, so a word piece that continues the prompt's last
+        # word joins it; the prompt's own text is then cut off.
+        whole, before = self.decode(prompt + new), self.decode(prompt)
+        if whole.startswith(before):
+            return whole[len(before):].strip()
+        return self.decode(new)
+
+    def generate_ids(self, prompts, max_new_tokens: int = 32, sampler: str = "greedy",
+                     k: int = 5, p: float = 0.9, temperature: float = 1.0, seed: int = 0,
+                     stop_token_ids=None, use_cache: bool = True):
+        """`(new ids per prompt, prompt ids per prompt)`: what `generate` decodes."""
+        prompts = validation.string_list("prompts", prompts)
+        validation.positive_int("max_new_tokens", max_new_tokens)
+        validation.non_negative_int("seed", seed)
+        choose = make_sampler(sampler, k, p, temperature)
+        stops = self._default_stops() if stop_token_ids is None else [
+            int(i) for i in stop_token_ids]
+        encoded = self.encode(prompts)
+        longest = max(len(row) for row in encoded)
+        if longest == 0:
+            raise ValueError("The prompts are empty and the tokenizer has no start token: "
+                             "give at least one token of prompt.")
+        length = longest + max_new_tokens
+        limit = self.decoder.max_length
+        if limit is not None and length > limit:
+            raise ValueError(
+                f"The longest prompt ({longest} tokens) plus `max_new_tokens`="
+                f"{max_new_tokens} is {length} tokens; the backbone takes at most {limit}. "
+                "Lower `max_new_tokens` or shorten the prompts.")
+        pad = self._pad_id()
+        token_ids = np.full((len(encoded), length), pad, "int32")
+        prompt_mask = np.zeros((len(encoded), length), bool)
+        for i, row in enumerate(encoded):
+            token_ids[i, :len(row)] = row
+            prompt_mask[i, :len(row)] = True
+        key = (sampler, k, p, temperature, tuple(stops), bool(use_cache))
+        if key not in self._loops:
+            self._loops[key] = tf.function(
+                lambda *a: self._loop(choose, stops, use_cache, *a),
+                jit_compile=self.jit_compile, reduce_retracing=True)
+        out = self._loops[key](tf.constant(token_ids), tf.constant(prompt_mask),
+                               tf.constant(max_new_tokens), tf.constant([seed, 0], "int64"))
+        out = out.numpy()
+        new = []
+        for i, row in enumerate(encoded):
+            generated = list(out[i, len(row):len(row) + max_new_tokens])
+            for j, token in enumerate(generated):
+                if token in stops:
+                    generated = generated[:j]
+                    break
+            new.append([int(t) for t in generated])
+        return new, encoded
+
+    def _loop(self, choose, stops, use_cache, token_ids, prompt_mask, max_new, seed):
+        decoder, length = self.decoder, tf.shape(token_ids)[1]
+        lengths = tf.reduce_sum(tf.cast(prompt_mask, "int32"), axis=1)
+        stop_ids = tf.constant(stops or [-1], "int32")
+        positions = tf.range(length)
+        cache = decoder.build_cache(token_ids) if use_cache else tf.zeros([0])
+
+        def step(index, token_ids, cache, done):
+            if use_cache:
+                logits, cache = decoder.call_with_cache(token_ids[:, index - 1:index], cache,
+                                                        index - 1)
+                logits = logits[:, 0]
+            else:
+                logits = decoder.logits(token_ids)[:, index - 1]
+            chosen = choose(tf.cast(logits, "float32"),
+                            tf.random.experimental.stateless_fold_in(seed, index))
+            in_prompt = prompt_mask[:, index]
+            chosen = tf.where(in_prompt, token_ids[:, index], chosen)
+            chosen = tf.where(done, token_ids[:, index], chosen)
+            stopped = tf.reduce_any(chosen[:, None] == stop_ids[None, :], axis=1)
+            done = done | (~in_prompt & stopped) | (index + 1 - lengths >= max_new)
+            token_ids = tf.where(positions[None, :] == index, chosen[:, None], token_ids)
+            return index + 1, token_ids, cache, done
+
+        def going(index, token_ids, cache, done):
+            return (index < length) & ~tf.reduce_all(done)
+
+        start = tf.reduce_min(lengths)
+        _, token_ids, _, _ = tf.while_loop(
+            going, step, (start, token_ids, cache, tf.zeros_like(lengths, "bool")))
+        return token_ids

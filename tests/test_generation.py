@@ -1,0 +1,130 @@
+"""The Generator: cached decoding equals uncached decoding token for token, sampling
+replays with its seed, samplers keep to their sets, a KerasHub decoder generates after
+loading through pl.hub, and bad arguments name themselves."""
+
+import functools
+
+import keras
+import keras_hub
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import pretrainlib as pl
+from pretrainlib.generation.samplers import sampler
+
+PROMPTS = ["a small", "the act of", "", "someone who works in a large"]
+
+
+@functools.lru_cache(maxsize=None)
+def tokenizer():
+    texts = pl.datasets.wordnet_supersenses().train.texts[:300]
+    return pl.text.WordPieceTokenizer.train(texts, vocab_size=200)
+
+
+@functools.lru_cache(maxsize=None)
+def decoder(normalize_first=True):
+    keras.utils.set_random_seed(0)
+    return pl.backbones.TextEncoder(tokenizer().vocab_size, num_layers=2, hidden_dim=16,
+                                    num_heads=2, max_sequence_length=64, causal=True,
+                                    normalize_first=normalize_first)
+
+
+@pytest.mark.parametrize("normalize_first", [True, False])
+def test_cached_generation_equals_uncached_greedy_token_for_token(normalize_first):
+    generator = pl.generation.Generator(decoder(normalize_first), tokenizer())
+    cached, prompts = generator.generate_ids(PROMPTS, max_new_tokens=24, stop_token_ids=[])
+    uncached, _ = generator.generate_ids(PROMPTS, max_new_tokens=24, stop_token_ids=[],
+                                         use_cache=False)
+    assert cached == uncached
+    assert [len(row) for row in cached] == [24] * 4  # no stop token: the full budget
+    assert prompts[2] == [tokenizer().cls_id]  # an empty prompt starts from [CLS]
+
+
+def test_cached_step_logits_equal_the_full_forward_pass():
+    from pretrainlib.generation.decoders import decoder_for
+
+    steps = decoder_for(decoder())
+    ids = np.random.default_rng(0).integers(5, tokenizer().vocab_size, (3, 12)).astype("int32")
+    full = np.asarray(steps.logits(ids))
+    cache = steps.build_cache(ids)
+    for index in (0, 5, 11):
+        logits, cache = steps.call_with_cache(ids[:, index:index + 1], cache, index)
+        np.testing.assert_allclose(np.asarray(logits)[:, 0], full[:, index], atol=1e-5)
+
+
+@pytest.mark.parametrize("name, options", [("top_k", {"k": 5}), ("top_p", {"p": 0.8}),
+                                           ("random", {"temperature": 0.7})])
+def test_sampling_replays_with_its_seed_and_differs_across_seeds(name, options):
+    generator = pl.generation.Generator(decoder(), tokenizer())
+    run = functools.partial(generator.generate_ids, PROMPTS, max_new_tokens=12, sampler=name,
+                            stop_token_ids=[], **options)
+    assert run(seed=1)[0] == run(seed=1)[0]
+    assert run(seed=1)[0] != run(seed=2)[0]
+    cached, uncached = run(seed=4)[0], run(seed=4, use_cache=False)[0]
+    assert cached == uncached  # the same draws with and without the cache
+
+
+def test_samplers_keep_to_their_sets():
+    logits = tf.constant(np.log([[0.5, 0.3, 0.15, 0.05]] * 2000), "float32")
+    draws = lambda fn: np.asarray(fn(logits, tf.constant([0, 1])))  # noqa: E731
+    assert set(draws(sampler("greedy"))) == {0}
+    assert set(draws(sampler("top_k", k=2))) == {0, 1}
+    assert set(draws(sampler("top_p", p=0.75))) == {0, 1}  # 0.5 + 0.3 >= 0.75
+    assert set(draws(sampler("top_p", p=0.5))) == {0}
+    counts = np.bincount(draws(sampler("random")), minlength=4) / 2000
+    np.testing.assert_allclose(counts, [0.5, 0.3, 0.15, 0.05], atol=0.04)
+    cold = np.bincount(draws(sampler("random", temperature=0.25)), minlength=4) / 2000
+    assert cold[0] > 0.85  # a low temperature sharpens
+
+
+def test_a_stop_token_ends_a_row_and_the_rest_keep_going():
+    generator = pl.generation.Generator(decoder(), tokenizer())
+    free, _ = generator.generate_ids(PROMPTS, max_new_tokens=10, stop_token_ids=[])
+    stop = free[0][3]  # the 4th token of the first row becomes a stop token
+    stopped, _ = generator.generate_ids(PROMPTS, max_new_tokens=10, stop_token_ids=[stop])
+    assert stopped[0] == free[0][:free[0].index(stop)]
+    for before, after in zip(free[1:], stopped[1:]):
+        assert after == (before[:before.index(stop)] if stop in before else before)
+
+
+def test_texts_continue_the_prompts():
+    generator = pl.generation.Generator(decoder(), tokenizer())
+    texts = generator.generate(PROMPTS, max_new_tokens=6, sampler="top_k", k=3, seed=0)
+    assert len(texts) == 4 and all(isinstance(t, str) for t in texts)
+
+
+def test_a_keras_hub_decoder_generates_after_loading_through_the_hub(tmp_path):
+    keras.utils.set_random_seed(0)
+    gpt2 = keras_hub.models.GPT2Backbone(vocabulary_size=tokenizer().vocab_size, num_layers=1,
+                                         num_heads=2, hidden_dim=16, intermediate_dim=32,
+                                         max_sequence_length=64)
+    gpt2.save(str(tmp_path / "gpt2.keras"))
+    loaded = pl.hub.load_backbone(str(tmp_path / "gpt2.keras"))
+    generator = pl.generation.Generator(loaded, tokenizer())
+    cached, _ = generator.generate_ids(PROMPTS, max_new_tokens=10, stop_token_ids=[])
+    uncached, _ = generator.generate_ids(PROMPTS, max_new_tokens=10, stop_token_ids=[],
+                                         use_cache=False)
+    assert cached == uncached and all(len(row) == 10 for row in cached)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda g: g.generate([], max_new_tokens=4), "`prompts` is empty"),
+    (lambda g: g.generate("a dog"), "`prompts` must be a list"),
+    (lambda g: g.generate(PROMPTS, max_new_tokens=0), "max_new_tokens"),
+    (lambda g: g.generate(PROMPTS, max_new_tokens=60), "at most 64"),
+    (lambda g: g.generate(PROMPTS, sampler="top_k", k=0), "`k`"),
+    (lambda g: g.generate(PROMPTS, sampler="top_p", p=0.0), "`p`"),
+    (lambda g: g.generate(PROMPTS, sampler="top_p", p=1.5), "`p`"),
+    (lambda g: g.generate(PROMPTS, sampler="random", temperature=0.0), "temperature"),
+    (lambda g: g.generate(PROMPTS, sampler="beam"), "sampler"),
+])
+def test_bad_arguments_name_themselves(call, fragment):
+    with pytest.raises((ValueError, TypeError), match=fragment):
+        call(pl.generation.Generator(decoder(), tokenizer()))
+
+
+def test_a_backbone_that_is_not_causal_is_refused():
+    encoder = pl.backbones.TextEncoder(tokenizer().vocab_size, num_layers=1, hidden_dim=16)
+    with pytest.raises(ValueError, match="Generation needs a causal backbone"):
+        pl.generation.Generator(encoder, tokenizer())
