@@ -28,8 +28,10 @@ class BYOL(TwoViewObjective):
     `target = target_decay * target + (1 - target_decay) * online` after every
     optimizer step (BatchNorm statistics included). The target's weights are the
     Pretrainer's, so they are saved, checkpointed and resumed with it, and under a
-    distribution strategy every copy is updated alike. The target runs in inference
-    mode. After pretraining keep `pretrainer.backbone` (the online one).
+    distribution strategy every copy is updated alike. Nothing in the target is
+    trained by the optimizer; its BatchNorm layers normalize with the batch's
+    statistics, as BYOL's do. After pretraining keep `pretrainer.backbone` (the
+    online one).
 
     BYOL's paper anneals the decay from 0.996 to 1 over 1,000 ImageNet epochs; for
     runs of tens of epochs on small data a constant 0.99 follows the online network
@@ -88,6 +90,14 @@ class BYOL(TwoViewObjective):
             self.target = clone(self.online)
             self.target.name = "target"
             self.target.trainable = False
+            # BYOL's target normalizes with batch statistics, as the online network does
+            # (with moving statistics it collapses sooner): BatchNorm layers run in
+            # training mode, their scale and offset still out of the optimizer's reach.
+            for layer in keras_compat.sublayers(self.target):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = True
+                    for variable in layer.trainable_weights:
+                        variable.trainable = False
             targets = self.encode_views(self.target, views)
         else:
             targets = projections
