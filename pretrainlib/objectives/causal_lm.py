@@ -106,7 +106,7 @@ class CausalLM(Objective):
     @staticmethod
     def generate(model: keras.Model, tokenizer, prompt: str, max_new_tokens: int = 20) -> str:
         """Greedy continuation of `prompt` by a CausalLM `Pretrainer` (a sanity check
-        of what it learned, not a production sampler).
+        of what it learned; `pl.generation.Generator` is the batched, cached sampler).
 
         Stops at `[SEP]` or after `max_new_tokens` tokens.
         """
