@@ -128,3 +128,73 @@ def test_a_backbone_that_is_not_causal_is_refused():
     encoder = pl.backbones.TextEncoder(tokenizer().vocab_size, num_layers=1, hidden_dim=16)
     with pytest.raises(ValueError, match="Generation needs a causal backbone"):
         pl.generation.Generator(encoder, tokenizer())
+
+
+# === Fine-tuning for generation: (prompt, target) pairs ===
+def test_prompt_rows_mark_the_target_and_the_loss_ignores_prompt_tokens():
+    tok = tokenizer()
+    ds = pl.data.prompt_dataset(["a small dog :", "the cat :"], ["a pet", "an animal that"],
+                                tok, batch_size=2, sequence_length=24, shuffle=False)
+    batch = next(iter(ds))
+    prompt_length = len(tok.token_ids(["a small dog :"]).to_list()[0])
+    target_length = len(tok.token_ids(["a pet"]).to_list()[0])
+    mask = batch["target_mask"].numpy()[0]
+    assert mask[:1 + prompt_length].sum() == 0  # [CLS] and the prompt
+    assert mask.sum() == target_length + 1  # the target and its [SEP]
+    inputs, labels, weights = pl.objectives.CausalLM().transform(batch)
+    np.testing.assert_array_equal(weights.numpy(), batch["target_mask"].numpy()[:, 1:])
+    loss = pl.objectives.CausalLM().loss()
+    logits = np.random.default_rng(0).normal(size=(*labels.shape, tok.vocab_size))
+    changed = logits.copy()
+    changed[weights.numpy() == 0] = 50.0  # any prediction of a prompt token
+    assert float(loss(labels, logits, weights)) == pytest.approx(
+        float(loss(labels, changed, weights)), rel=1e-6)
+    changed[weights.numpy() == 1] += np.random.default_rng(1).normal(
+        size=changed[weights.numpy() == 1].shape)
+    assert float(loss(labels, logits, weights)) != pytest.approx(
+        float(loss(labels, changed, weights)), rel=1e-3)
+
+
+def pair_run(lora: bool, epochs: int):
+    tok = tokenizer()
+    keras.utils.set_random_seed(0)
+    model = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=32, num_heads=2,
+                                     max_sequence_length=24, causal=True)
+    if lora:
+        model.enable_lora(4)
+    before = {v.path: v.numpy() for v in model.weights}
+    pre = pl.Pretrainer(model, pl.objectives.CausalLM(), seed=0)
+    pre.compile(learning_rate=1e-2)
+    prompts, targets = ["one :", "two :"] * 16, ["a small dog", "the large cat"] * 16
+    data = pl.data.prompt_dataset(prompts, targets, tok, batch_size=8, sequence_length=16,
+                                  seed=0)
+    return model, before, pre.fit(data, epochs=epochs, verbose=0).history["loss"]
+
+
+def test_a_causal_model_learns_to_write_its_targets():
+    model, _, losses = pair_run(lora=False, epochs=12)
+    assert losses[-1] < 0.5 * losses[0]
+    written = pl.generation.Generator(model, tokenizer()).generate(["one :", "two :"],
+                                                                   max_new_tokens=8)
+    assert written == ["a small dog", "the large cat"]
+
+
+def test_with_lora_only_the_adapters_learn_from_the_pairs():
+    model, before, losses = pair_run(lora=True, epochs=3)
+    assert losses[-1] < losses[0]
+    changed = {v.path for v in model.weights if not np.array_equal(before[v.path], v.numpy())}
+    # The low-rank matrices (and the adapted layers' biases, which Keras's LoRA leaves
+    # trainable) move; everything else keeps its pretrained value.
+    assert any("lora" in path for path in changed)
+    assert all("/query/" in path or "/value/" in path for path in changed)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda tok: pl.data.prompt_dataset(["a"], ["b", "c"], tok), "one target per prompt"),
+    (lambda tok: pl.data.prompt_dataset(["a b c d e f"], ["g h i j"], tok, sequence_length=6),
+     "longer than `sequence_length`=6"),
+    (lambda tok: pl.data.prompt_dataset([], [], tok), "`prompts` is empty"),
+])
+def test_bad_prompt_data_names_the_argument(call, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        call(tokenizer())

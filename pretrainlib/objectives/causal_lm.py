@@ -29,7 +29,9 @@ class CausalLM(Objective):
     backbone's token embedding used in reverse (tied weights), so the objective
     adds no parameters. Metrics: next-token `accuracy` and `perplexity`
     (KerasHub's, on real tokens only). Packed rows (`text_dataset(pack=True)`) are
-    the efficient input.
+    the efficient input for pretraining; rows of (prompt, target) pairs
+    (`pl.data.prompt_dataset`) fine-tune it to write targets, the loss and metrics
+    counting the target's tokens only.
 
     Args:
         tie_weights: reuse the token embedding as the output layer (default); False
@@ -77,8 +79,9 @@ class CausalLM(Objective):
         inputs = {"token_ids": batch["token_ids"][:, :-1],
                   "padding_mask": batch["padding_mask"][:, :-1]}
         # Packed rows may number their documents in `padding_mask`: any nonzero is real.
-        return inputs, batch["token_ids"][:, 1:], tf.cast(batch["padding_mask"][:, 1:] > 0,
-                                                          "float32")
+        # Rows of (prompt, target) pairs (`pl.data.prompt_dataset`) count the target only.
+        weights = batch.get("target_mask", batch["padding_mask"])[:, 1:]
+        return inputs, batch["token_ids"][:, 1:], tf.cast(weights > 0, "float32")
 
     # === Model ===
     def build(self, backbone: keras.Model):
