@@ -104,9 +104,12 @@ def run(args) -> dict:
     num_classes = len(train_pool.class_names)
     evaluator = pl.Evaluator(metrics=["accuracy", "macro_f1"], class_names=train_pool.class_names)
     test_ds = pl.data.image_dataset(test.images, test.labels, batch_size=256, shuffle=False)
-    results = {"pretrained": [], "scratch": []}
+    results = {arm: [] for arm in args.arms}
     backbone, probes = None, {}
     for seed in range(args.seeds):
+        if args.load_backbone and backbone is None:
+            backbone, pretrain_seconds = keras.saving.load_model(args.load_backbone), 0.0
+            log(f"pretrained backbone loaded from {args.load_backbone}")
         if backbone is None or args.pretrain_per_seed:
             t = time.time()
             backbone = pretrain(args, source, seed)
@@ -115,6 +118,8 @@ def run(args) -> dict:
                 backbone.save(args.save_backbone)
             if args.probe and not probes:
                 probes = probe(args, backbone, fm)
+        if args.probe_only:
+            break
         train = train_pool.sample(args.labels_per_class * num_classes, seed=seed)
         val = val_pool.sample(min(args.val_images, len(val_pool)), seed=seed)
         log(f"seed {seed}: {len(train)} labeled images, {len(val)} for validation, "
@@ -122,27 +127,48 @@ def run(args) -> dict:
         train_ds = pl.data.image_dataset(train.images, train.labels, batch_size=args.batch,
                                          augment=augmentation(args), seed=seed)
         val_ds = pl.data.image_dataset(val.images, val.labels, batch_size=256, shuffle=False)
+        # The frozen arm trains a linear head on the backbone's features (no dropout,
+        # no augmentation, so the features are computed once and cached).
+        plain_ds = pl.data.image_dataset(train.images, train.labels, batch_size=args.batch,
+                                         seed=seed)
         builds = {
-            "pretrained": lambda: pl.FineTuner(
+            "pretrained": (lambda: pl.FineTuner(
                 pl.backbones.clone(backbone), pl.heads.Classifier(num_classes),
-                policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs)),
-            "scratch": lambda: pl.FineTuner(
+                policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs)), train_ds),
+            "pretrained, frozen": (lambda: pl.FineTuner(
+                pl.backbones.clone(backbone), pl.heads.Classifier(num_classes, dropout=0.0),
+                policy=pl.freezing.FeatureExtraction()), plain_ds),
+            "scratch": (lambda: pl.FineTuner(
                 make_backbone(args), pl.heads.Classifier(num_classes),
-                policy=pl.freezing.FullFineTune()),
+                policy=pl.freezing.FullFineTune()), train_ds),
         }
-        for name, build in builds.items():
+        for name in args.arms:
+            build, data = builds[name]
             log(f"fine-tuning the {name} model")
             t = time.time()
-            _, lr, model = fine_tune(build, train_ds, val_ds, args, args.learning_rates, seed,
+            rates = (args.frozen_learning_rates or args.learning_rates
+                     if name == "pretrained, frozen" else args.learning_rates)
+            _, lr, model = fine_tune(build, data, val_ds, args, rates, seed,
                                      monitor="val_accuracy")
             report = evaluator.evaluate(model, test_ds)
             log(f"  {name}: test accuracy {report.metrics['accuracy']:.4f}, "
                 f"macro-F1 {report.metrics['macro_f1']:.4f} (lr {lr:g})")
             results[name].append({**report.metrics, "seconds": time.time() - t,
                                   "learning_rate": lr})
-            if name == "pretrained":
+            if name != "scratch":
                 results[name][-1]["pretrain_seconds"] = pretrain_seconds
+    if args.probe_only:
+        return write_results(args, {}, start, lambda summary, a: probe_table(probes),
+                             probes=probes)
     return write_results(args, results, start, table, probes=probes)
+
+
+def probe_table(probes: dict) -> str:
+    rows = [f"{'backbone':<14} {'linear probe':>13} {'kNN (k=20)':>11}"]
+    for name, found in probes.items():
+        rows.append(f"{name:<14} {found['linear_probe']['accuracy']:>13.4f} "
+                    f"{found['knn']['accuracy']:>11.4f}")
+    return "\n".join(rows)
 
 
 def probe(args, backbone, fm) -> dict:
@@ -171,8 +197,11 @@ def table(summary: dict, args) -> str:
     for name, m in summary.items():
         cells = [f"{m[k]['mean']:.3f} ± {m[k]['std']:.3f}" for k in ("accuracy", "macro_f1")]
         rows.append(f"{name:<12} {cells[0]:>16} {cells[1]:>16}")
-    gain = summary["pretrained"]["accuracy"]["mean"] - summary["scratch"]["accuracy"]["mean"]
-    rows.append(f"pretraining gain (accuracy): {gain:+.3f}")
+    for name in summary:
+        if name != "scratch" and "scratch" in summary:
+            gain = summary[name]["accuracy"]["mean"] - summary["scratch"]["accuracy"]["mean"]
+            label = "" if name == "pretrained" else f" ({name})"
+            rows.append(f"pretraining gain{label} (accuracy): {gain:+.3f}")
     return "\n".join(rows)
 
 
@@ -199,15 +228,26 @@ def parse_args(argv=None):
     p.add_argument("--patience", type=int, default=15)
     p.add_argument("--freeze-epochs", type=int, default=5)
     p.add_argument("--learning-rates", type=float, nargs="+", default=[1e-2, 3e-3, 1e-3])
+    p.add_argument("--frozen-learning-rates", type=float, nargs="+", default=None,
+                   help="the frozen arm's grid (default: --learning-rates)")
     p.add_argument("--probe", action="store_true",
                    help="also score the pretrained (and a random) backbone's frozen features "
                         "by linear probe and kNN on all labeled training images")
+    p.add_argument("--probe-only", action="store_true",
+                   help="pretrain, score the frozen features (--probe) and stop")
     p.add_argument("--save-backbone", help="save the pretrained backbone here (.keras)")
+    p.add_argument("--load-backbone",
+                   help="fine-tune this saved pretrained backbone instead of pretraining")
+    p.add_argument("--arms", nargs="+", default=["pretrained", "scratch"],
+                   choices=["pretrained", "pretrained, frozen", "scratch"],
+                   help="pretrained: FreezeThenUnfreeze; 'pretrained, frozen': a linear "
+                        "head on the frozen features (FeatureExtraction)")
     p.add_argument("--out", default="runs/fashion_mnist_transfer.json")
     p.add_argument("--quick", action="store_true",
                    help="a tiny budget (1,024 source images) that checks the pipeline end "
                         "to end (for tests)")
     args = p.parse_args(argv)
+    args.probe = args.probe or args.probe_only
     if args.quick:
         args.widths, args.pretrain_epochs, args.epochs = [8, 16], 1, 2
         args.val_images, args.learning_rates, args.labels_per_class = 100, [1e-3], 2

@@ -58,12 +58,14 @@ def test_learning_rate_finder_study_runs_end_to_end(tmp_path):
 @pytest.mark.parametrize("task", ["text", "images"])
 def test_semi_supervised_study_runs_end_to_end(tmp_path, task):
     out = tmp_path / "semi.json"
-    run = run_example("semi_supervised_study.py", "--task", task, "--quick", "--out",
-                      str(out))
-    result = json.loads(out.read_text())
-    arms = {"text": ["recipe", "+ pseudo-label", "+ consistency", "+ self-training",
-                     "zero-shot prompt", "+ prompt"],
+    # The text run skips the pseudo-label and self-training arms (their steps are the
+    # consistency arm's and the teacher's, tested in tests/test_semi.py): minutes of CI.
+    arms = {"text": ["recipe", "+ consistency", "zero-shot prompt", "+ prompt"],
             "images": ["recipe", "+ consistency"]}[task]
+    chosen = ["--arms", *arms] if task == "text" else []
+    run = run_example("semi_supervised_study.py", "--task", task, "--quick", "--out",
+                      str(out), *chosen)
+    result = json.loads(out.read_text())
     assert list(result["summary"]["60"]) == arms
     semi = result["runs"]["60"][0][arms[-1]]
     assert 0 <= semi["macro_f1"] <= 1 and semi["epochs"] >= 1
