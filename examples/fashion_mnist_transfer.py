@@ -1,4 +1,4 @@
-"""Does pretraining pay off on images? Two transfer studies on real Fashion-MNIST.
+"""Does pretraining pay off on images? Transfer studies on real Fashion-MNIST.
 
 `--study masked`: pretrain a ConvNet by masked image modeling (`pl.objectives.
 Autoencoder`, SimMIM-style) on the 18,000 unlabeled training images, then fine-tune
@@ -19,6 +19,16 @@ writes JSON (mean ± std over seeds of test accuracy and macro-F1).
         --out docs/results/fashion_mnist_masked.json
     python examples/fashion_mnist_transfer.py --study supervised --seeds 3 \\
         --out docs/results/fashion_mnist_supervised.json
+
+`--study simclr` (or `byol`, `simsiam`) pretrains with a two-view objective on the
+unlabeled images instead; `--arms "pretrained, frozen"` adds a linear head on the
+frozen backbone's cached features; `--probe` scores the frozen features of the
+pretrained and of a random backbone (linear probe and kNN on every labeled training
+image); `--save-backbone` / `--load-backbone` keep a pretraining for later runs:
+
+    python examples/fashion_mnist_transfer.py --study simclr --seeds 3 --widths 32 64 128 \\
+        --augment 1 --pretrain-epochs 15 --pretrain-batch 256 --pretrain-lr 2e-3 --probe \\
+        --save-backbone runs/simclr_backbone.keras --out docs/results/fashion_mnist_simclr.json
 """
 
 from __future__ import annotations
