@@ -31,8 +31,8 @@ def tokenize_13a(line: str) -> list[str]:
 
     Examples:
         >>> from pretrainlib.evaluation.text_metrics import tokenize_13a
-        >>> tokenize_13a("A dog's bark, 3.5 times louder.")
-        ['A', 'dog', "'", 's', 'bark', ',', '3.5', 'times', 'louder', '.']
+        >>> tokenize_13a("A dog (small), 3.5 times louder.")
+        ['A', 'dog', '(', 'small', ')', ',', '3.5', 'times', 'louder', '.']
     """
     line = line.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
     if "&" in line:
@@ -81,7 +81,7 @@ def bleu(matches, totals, length: float, reference_length: float, smooth: str = 
 
     Examples:
         >>> from pretrainlib.evaluation.text_metrics import bleu
-        >>> bleu([4, 3, 2, 1], [4, 3, 2, 1], 4, 4)  # every n-gram matches
+        >>> round(bleu([4, 3, 2, 1], [4, 3, 2, 1], 4, 4), 6)  # every n-gram matches
         100.0
     """
     matches, totals = list(map(float, matches)), list(map(float, totals))
