@@ -57,23 +57,22 @@ class Generator:
         self._loops = {}
 
     # === Tokens ===
+    def _special(self, ours: str, keras_hubs: str) -> list[int]:
+        """`[id]` of a special token, by this library's name or KerasHub's; `[]` if none."""
+        for name in (ours, keras_hubs):
+            value = getattr(self.tokenizer, name, None)
+            if value is not None:
+                return [int(value)]
+        return []
+
     def _start_ids(self) -> list[int]:
-        start = getattr(self.tokenizer, "cls_id", None)
-        if start is None:
-            start = getattr(self.tokenizer, "start_token_id", None)
-        return [] if start is None else [int(start)]
+        return self._special("cls_id", "start_token_id")
 
     def _default_stops(self) -> list[int]:
-        stop = getattr(self.tokenizer, "sep_id", None)
-        if stop is None:
-            stop = getattr(self.tokenizer, "end_token_id", None)
-        return [] if stop is None else [int(stop)]
+        return self._special("sep_id", "end_token_id")
 
     def _pad_id(self) -> int:
-        pad = getattr(self.tokenizer, "pad_id", None)
-        if pad is None:
-            pad = getattr(self.tokenizer, "pad_token_id", None)
-        return int(pad or 0)
+        return (self._special("pad_id", "pad_token_id") or [0])[0]
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
         """Each prompt's ids, after the start token."""

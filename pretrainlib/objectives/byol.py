@@ -64,16 +64,13 @@ class BYOL(TwoViewObjective):
     def __init__(self, target_decay: float = 0.99, projection_dim: int = 64,
                  hidden_dim: int | None = None, augment=None, crop_scale=(0.2, 1.0),
                  jitter: float = 0.4):
-        super().__init__(augment, crop_scale, jitter)
+        super().__init__(augment, crop_scale, jitter, projection_dim, hidden_dim)
         if self.uses_target:
             decay = validation.unit_interval("target_decay", target_decay)
             if decay == 1.0:
                 raise ValueError("`target_decay` must be in [0, 1): at 1 the target never "
                                  "moves. Received: target_decay=1.0")
             self.target_decay = decay
-        self.projection_dim = validation.positive_int("projection_dim", projection_dim)
-        self.hidden_dim = (None if hidden_dim is None
-                           else validation.positive_int("hidden_dim", hidden_dim))
         self.online = self.target = None
 
     def build(self, backbone: keras.Model):
@@ -120,8 +117,7 @@ class BYOL(TwoViewObjective):
         return [keras.metrics.MeanMetricWrapper(_cosine, name="cosine_similarity")]
 
     def get_config(self) -> dict:
-        config = {**super().get_config(), "projection_dim": self.projection_dim,
-                  "hidden_dim": self.hidden_dim}
+        config = super().get_config()
         if self.uses_target:
             config["target_decay"] = self.target_decay
         return config

@@ -47,11 +47,8 @@ class SimCLR(TwoViewObjective):
     def __init__(self, temperature: float = 0.5, projection_dim: int = 64,
                  hidden_dim: int | None = None, augment=None, crop_scale=(0.2, 1.0),
                  jitter: float = 0.4):
-        super().__init__(augment, crop_scale, jitter)
+        super().__init__(augment, crop_scale, jitter, projection_dim, hidden_dim)
         self.temperature = validation.positive_float("temperature", temperature)
-        self.projection_dim = validation.positive_int("projection_dim", projection_dim)
-        self.hidden_dim = (None if hidden_dim is None
-                           else validation.positive_int("hidden_dim", hidden_dim))
 
     def build(self, backbone: keras.Model):
         views = self.views_input(backbone)
@@ -66,8 +63,7 @@ class SimCLR(TwoViewObjective):
         return [ContrastiveAccuracy(self.temperature)]
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "temperature": self.temperature,
-                "projection_dim": self.projection_dim, "hidden_dim": self.hidden_dim}
+        return {**super().get_config(), "temperature": self.temperature}
 
 
 def contrastive_logits(projections, temperature: float):

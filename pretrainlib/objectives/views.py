@@ -21,7 +21,8 @@ class TwoViewObjective(Objective):
     (see `pl.randomness`): new every epoch, the same on a rerun or a resume. The
     two views of an image stay on one row, so a distribution strategy that splits
     the batch keeps every pair on one replica. `encode_views` runs a network on both
-    views at once and gives `[batch, 2, features]`.
+    views at once and gives `[batch, 2, features]`. The projection MLP's widths,
+    `projection_dim` and `hidden_dim`, are checked and saved here for every subclass.
 
     Examples:
         >>> import numpy as np, tensorflow as tf, pretrainlib as pl
@@ -34,7 +35,11 @@ class TwoViewObjective(Objective):
         (4, 2, 28, 28, 1)
     """
 
-    def __init__(self, augment=None, crop_scale=(0.2, 1.0), jitter: float = 0.4):
+    def __init__(self, augment=None, crop_scale=(0.2, 1.0), jitter: float = 0.4,
+                 projection_dim: int = 64, hidden_dim: int | None = None):
+        self.projection_dim = validation.positive_int("projection_dim", projection_dim)
+        self.hidden_dim = (None if hidden_dim is None
+                           else validation.positive_int("hidden_dim", hidden_dim))
         self.augment = None if augment is None else check_augment(augment)
         self.crop_scale = check_range("crop_scale", crop_scale, upper=1.0)
         self.jitter = validation.unit_interval("jitter", jitter)
@@ -70,7 +75,8 @@ class TwoViewObjective(Objective):
         return {"augment": (None if self.augment is None
                             else [keras.saving.serialize_keras_object(layer)
                                   for layer in self.augment]),
-                "crop_scale": list(self.crop_scale), "jitter": self.jitter}
+                "crop_scale": list(self.crop_scale), "jitter": self.jitter,
+                "projection_dim": self.projection_dim, "hidden_dim": self.hidden_dim}
 
     @classmethod
     def from_config(cls, config: dict):
