@@ -56,3 +56,19 @@ def test_label_efficiency_study_writes_table_plot_and_json(tmp_path):
     assert sorted(summary["pretrained"], key=int) == ["12", "24"]
     assert (tmp_path / "label_efficiency.png").stat().st_size > 5000
     assert "| labels | pretrained | scratch" in (tmp_path / "label_efficiency.md").read_text()
+
+
+@pytest.mark.slow
+def test_definition_writing_example_runs_end_to_end(tmp_path):
+    out = tmp_path / "definitions.json"
+    run = run_example("wordnet_definitions.py", "--quick", "--out", str(out))
+    assert "sentence BLEU" in run.stdout and str(out) in run.stdout
+    payload = json.loads(out.read_text())
+    for arm in ("pretrained", "scratch"):
+        metrics = payload["summary"][arm]
+        assert 0 <= metrics["bleu"]["mean"] <= 100 and 0 <= metrics["rouge_l"]["mean"] <= 1
+        assert metrics["perplexity"]["mean"] >= 1
+        low, high = payload["runs"][arm][0]["bleu"]["interval"]
+        assert low <= payload["runs"][arm][0]["bleu"]["value"] <= high
+    assert "nearest term (all training nouns)" in payload["summary"]
+    assert len(payload["examples"]) == 2 and payload["examples"][0]["pretrained"] is not None

@@ -88,6 +88,19 @@ def test_a_stop_token_ends_a_row_and_the_rest_keep_going():
         assert after == (before[:before.index(stop)] if stop in before else before)
 
 
+def test_batches_of_prompts_decode_as_one_batch_does():
+    generator = pl.generation.Generator(decoder(), tokenizer())
+    whole, _ = generator.generate_ids(PROMPTS, max_new_tokens=8, stop_token_ids=[])
+    batched, prompts = generator.generate_ids(PROMPTS, max_new_tokens=8, stop_token_ids=[],
+                                              batch_size=3)
+    assert batched == whole and len(prompts) == 4  # greedy: a row's batch changes nothing
+    sample = functools.partial(generator.generate_ids, PROMPTS, max_new_tokens=8,
+                               sampler="random", stop_token_ids=[], batch_size=1)
+    assert sample(seed=3)[0] == sample(seed=3)[0]
+    with pytest.raises(ValueError, match="batch_size"):
+        generator.generate(PROMPTS, batch_size=0)
+
+
 def test_texts_continue_the_prompts():
     generator = pl.generation.Generator(decoder(), tokenizer())
     texts = generator.generate(PROMPTS, max_new_tokens=6, sampler="top_k", k=3, seed=0)
@@ -198,3 +211,58 @@ def test_with_lora_only_the_adapters_learn_from_the_pairs():
 def test_bad_prompt_data_names_the_argument(call, fragment):
     with pytest.raises(ValueError, match=fragment):
         call(tokenizer())
+
+
+# === Scoring what a model writes ===
+PAIRS = (["one :", "two :", "three :"], ["a small dog", "the large cat", "a dog"])
+
+
+@functools.lru_cache(maxsize=None)
+def trained_pair_model():
+    return pair_run(lora=False, epochs=12)[0]
+
+
+def test_log_likelihood_perplexity_equals_the_evaluator_on_prompt_rows():
+    model, tok = trained_pair_model(), tokenizer()
+    scores = pl.generation.Generator(model, tok).log_likelihood(*PAIRS, batch_size=2)
+    objective = pl.objectives.CausalLM()
+    rows = pl.data.prompt_dataset(*PAIRS, tok, batch_size=3, sequence_length=16,
+                                  shuffle=False).map(objective.transform)
+    expected = pl.Evaluator(["perplexity", "token_accuracy"]).evaluate(
+        pl.Pretrainer(model, objective, seed=0), rows).metrics
+    target_tokens = [len(t) + 1 for t in tok.token_ids(PAIRS[1]).to_list()]  # and [SEP]
+    assert scores["tokens"].tolist() == target_tokens
+    perplexity = np.exp(-scores["log_likelihood"].sum() / scores["tokens"].sum())
+    assert perplexity == pytest.approx(expected["perplexity"], rel=1e-5)
+    assert scores["correct"].sum() / scores["tokens"].sum() == pytest.approx(
+        expected["token_accuracy"], rel=1e-6)
+
+
+def test_evaluate_generation_scores_the_texts_and_the_references_likelihood():
+    model, tok = trained_pair_model(), tokenizer()
+    generator = pl.generation.Generator(model, tok)
+    evaluator = pl.Evaluator(["bleu", "rouge_l", "perplexity"], bootstrap=50)
+    report = evaluator.evaluate_generation(generator, *PAIRS, max_new_tokens=6, batch_size=2)
+    assert report.predictions == generator.generate(PAIRS[0], max_new_tokens=6)
+    texts = pl.Evaluator(["bleu", "rouge_l"]).evaluate_texts(PAIRS[1], report.predictions)
+    assert report.metrics["bleu"] == pytest.approx(texts.metrics["bleu"], abs=1e-9)
+    scores = generator.log_likelihood(*PAIRS)
+    assert report.metrics["perplexity"] == pytest.approx(
+        np.exp(-scores["log_likelihood"].sum() / scores["tokens"].sum()), rel=1e-9)
+    low, high = report.intervals["perplexity"]
+    assert low <= report.metrics["perplexity"] <= high
+
+
+def test_bad_scoring_calls_name_the_argument():
+    generator = pl.generation.Generator(decoder(), tokenizer())
+    with pytest.raises(ValueError, match="need the model that wrote the texts"):
+        pl.Evaluator(["bleu", "perplexity"]).evaluate_texts(["a"], ["a"])
+    with pytest.raises(ValueError, match="`evaluate_generation` scores generated texts"):
+        pl.Evaluator(["accuracy"]).evaluate_generation(generator, ["a"], ["b"])
+    with pytest.raises(ValueError, match="one target per prompt"):
+        generator.log_likelihood(["a", "b"], ["c"])
+    with pytest.raises(ValueError, match="the backbone takes at most 64"):
+        pl.Evaluator(["bleu", "perplexity"]).evaluate_generation(
+            generator, ["a"], [" ".join(["dog"] * 80)])
+    with pytest.raises(ValueError, match="`references` has 1 entries for 2"):
+        pl.Evaluator(["bleu"]).evaluate_generation(generator, ["a", "b"], ["c"])

@@ -69,6 +69,10 @@ class Evaluator:
             raise ValueError("`metrics` is empty; name at least one, e.g. ['accuracy'].")
         resolved = {name: metric_fns.resolve(name) for name in metrics}
         tasks = {task for task, _ in resolved.values()}
+        if tasks == {"generation", "language_modeling"}:
+            # The references' perplexity beside the scores of generated text: both come
+            # from `evaluate_generation`, which has the model and the prompts.
+            tasks = {"generation"}
         if len(tasks) > 1:
             raise ValueError(
                 "`metrics` mixes tasks: " + ", ".join(
@@ -167,20 +171,83 @@ class Evaluator:
             >>> round(report.metrics["rouge_l"], 3)
             0.786
         """
+        self._need_generation("evaluate_texts")
+        likelihood = [name for name in self.metrics if name not in metric_fns.GENERATION]
+        if likelihood:
+            raise ValueError(
+                f"{', '.join(likelihood)} need the model that wrote the texts: call "
+                "`evaluate_generation(generator, prompts, references)`, or leave them out of "
+                "`metrics`.")
+        return self._text_report(references, predictions, lowercase, smooth, smooth_value)
+
+    def evaluate_generation(self, generator, prompts, references, lowercase: bool = False,
+                            smooth: str = "exp", smooth_value: float | None = None,
+                            **generate) -> Report:
+        """Generates a text for every prompt with `generator` (a
+        `pl.generation.Generator`) and scores it against its references with the
+        generation metrics (as `evaluate_texts`), and the references' `perplexity`,
+        `cross_entropy` or `token_accuracy` given their prompts, if asked for (the
+        first reference of each prompt, scored token by token after the prompt by
+        `Generator.log_likelihood`). The generated texts are `report.predictions`.
+
+        Args:
+            generator: a `pl.generation.Generator`.
+            prompts: the prompts, one per reference.
+            references: as in `evaluate_texts`.
+            lowercase, smooth, smooth_value: BLEU's options, as in `evaluate_texts`.
+            **generate: `Generator.generate`'s options (`max_new_tokens`, `sampler`,
+                `seed`, `batch_size`, ...).
+
+        Examples:
+            >>> import pretrainlib as pl
+            >>> tok = pl.text.WordPieceTokenizer.train(["dog : a pet", "oak : a tree"] * 4, 40)
+            >>> decoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=8,
+            ...                                    max_sequence_length=16, causal=True)
+            >>> evaluator = pl.Evaluator(metrics=["bleu", "rouge_l", "perplexity"])
+            >>> report = evaluator.evaluate_generation(
+            ...     pl.generation.Generator(decoder, tok), ["dog :", "oak :"],
+            ...     ["a pet", "a tree"], max_new_tokens=4)
+            >>> sorted(report.metrics), len(report.predictions)
+            (['bleu', 'perplexity', 'rouge_l'], 2)
+        """
+        self._need_generation("evaluate_generation")
+        prompts = validation.string_list("prompts", prompts)
+        references = _references(references, len(prompts))
+        _check_bleu_options(smooth, smooth_value)
+        likelihood = {name: fn for name, fn in self._functions.items()
+                      if name not in metric_fns.GENERATION}
+        records = {}
+        if likelihood:  # before generating: a reference too long fails fast
+            scores = generator.log_likelihood(prompts, [refs[0] for refs in references],
+                                              batch_size=generate.get("batch_size") or 32)
+            records = {"cross_entropy": -scores["log_likelihood"], "tokens": scores["tokens"],
+                       "correct": scores["correct"]}
+        predictions = generator.generate(prompts, **generate)
+        report = self._text_report(references, predictions, lowercase, smooth, smooth_value,
+                                   records, likelihood)
+        report.predictions = predictions
+        return report
+
+    def _need_generation(self, method: str) -> None:
         if self.task != "generation":
             raise ValueError(
-                "`evaluate_texts` scores generated texts: the Evaluator's metrics must be "
-                f"{', '.join(metric_fns.GENERATION)}. Received: {list(self.metrics)}")
-        validation.one_of("smooth", smooth, text_metrics.SMOOTHING)
-        if smooth_value is not None:
-            validation.positive_float("smooth_value", smooth_value)
+                f"`{method}` scores generated texts: the Evaluator's metrics must be "
+                f"{', '.join(metric_fns.GENERATION)} (and perplexity). Received: "
+                f"{list(self.metrics)}")
+
+    def _text_report(self, references, predictions, lowercase, smooth, smooth_value,
+                     records=None, likelihood=None) -> Report:
+        _check_bleu_options(smooth, smooth_value)
         predictions = validation.string_list("predictions", predictions)
         references = _references(references, len(predictions))
-        records = {**text_metrics.bleu_records(predictions, references, lowercase),
+        records = {**(records or {}),
+                   **text_metrics.bleu_records(predictions, references, lowercase),
                    **text_metrics.rouge_l_records(predictions, references)}
-        scores = text_metrics.functions(self.metrics, smooth, smooth_value)
-        return self._report([records], 0, None,
-                            {name: (lambda r, n, f=f: f(r)) for name, f in scores.items()})
+        text_names = [name for name in self.metrics if name in metric_fns.GENERATION]
+        scores = text_metrics.functions(text_names, smooth, smooth_value)
+        functions = {name: (lambda r, n, f=scores[name]: f(r)) if name in scores
+                     else likelihood[name] for name in self.metrics}
+        return self._report([records], 0, None, functions)
 
     # === Frozen-feature yardsticks of a pretrained backbone ===
     def knn(self, backbone: keras.Model, train, test, k: int = 20) -> Report:
@@ -359,6 +426,12 @@ class Evaluator:
         tail = (1 - self.confidence) / 2 * 100
         return {name: tuple(float(q) for q in np.nanpercentile(values, [tail, 100 - tail]))
                 for name, values in draws.items()}
+
+
+def _check_bleu_options(smooth: str, smooth_value) -> None:
+    validation.one_of("smooth", smooth, text_metrics.SMOOTHING)
+    if smooth_value is not None:
+        validation.positive_float("smooth_value", smooth_value)
 
 
 def _references(references, count: int) -> list[list[str]]:

@@ -23,6 +23,7 @@ class Report:
         intervals: `{name: (low, high)}` bootstrap confidence intervals, if asked for.
         task: the metrics' task (`classification`, `regression`, ...).
         confidence: the intervals' coverage.
+        predictions: the generated texts (`Evaluator.evaluate_generation`), else None.
 
     Examples:
         >>> import numpy as np
@@ -39,6 +40,7 @@ class Report:
     intervals: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)
     task: str = "classification"
     confidence: float = 0.95
+    predictions: list[str] | None = None
 
     def names(self) -> list[str]:
         n = 0 if self.confusion is None else self.confusion.shape[0]

@@ -76,12 +76,15 @@ class Generator:
 
     def encode(self, prompts: list[str]) -> list[list[int]]:
         """Each prompt's ids, after the start token."""
+        return [self._start_ids() + row for row in self._token_ids(prompts)]
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
         if hasattr(self.tokenizer, "token_ids"):
-            ragged = self.tokenizer.token_ids(prompts)
+            ragged = self.tokenizer.token_ids(texts)
         else:
-            ragged = self.tokenizer(tf.constant(prompts))
+            ragged = self.tokenizer(tf.constant(texts))
         rows = ragged.to_list() if hasattr(ragged, "to_list") else [list(r) for r in ragged]
-        return [self._start_ids() + [int(i) for i in row] for row in rows]
+        return [[int(i) for i in row] for row in rows]
 
     def decode(self, ids: list[int]) -> str:
         if not ids:
@@ -90,10 +93,80 @@ class Generator:
         text = text.numpy() if hasattr(text, "numpy") else text
         return text.decode("utf-8") if isinstance(text, bytes) else str(text)
 
+    # === Scoring given texts ===
+    def log_likelihood(self, prompts, targets, batch_size: int = 32) -> dict[str, np.ndarray]:
+        """How likely the backbone finds each target after its prompt (teacher forcing).
+
+        Each row is `[start] prompt target [end]` (the layout `pl.data.prompt_dataset`
+        fine-tunes on); only the target's tokens and the end token are scored. Returns
+        per example `log_likelihood` (the sum of the scored tokens' natural-log
+        probabilities), `tokens` (how many were scored) and `correct` (how many were
+        the most likely token): the perplexity of the targets is
+        `exp(-log_likelihood.sum() / tokens.sum())`.
+
+        Args:
+            prompts: the texts the targets follow.
+            targets: one text per prompt.
+            batch_size: rows per forward pass.
+
+        Examples:
+            >>> import numpy as np, pretrainlib as pl
+            >>> tok = pl.text.WordPieceTokenizer.train(["a dog barks", "a cat sleeps"] * 4, 40)
+            >>> decoder = pl.backbones.TextEncoder(tok.vocab_size, num_layers=1, hidden_dim=8,
+            ...                                    max_sequence_length=12, causal=True)
+            >>> scores = pl.generation.Generator(decoder, tok).log_likelihood(
+            ...     ["a dog"], ["barks"])
+            >>> scores["tokens"].tolist(), bool(scores["log_likelihood"][0] < 0)
+            ([2], True)
+        """
+        prompts = validation.string_list("prompts", prompts)
+        targets = validation.string_list("targets", targets)
+        if len(prompts) != len(targets):
+            raise ValueError(f"`prompts` has {len(prompts)} texts but `targets` has "
+                             f"{len(targets)}; give one target per prompt.")
+        validation.positive_int("batch_size", batch_size)
+        encoded = self.encode(prompts)
+        ends = self._default_stops()[:1]
+        rows = [prompt + target + ends
+                for prompt, target in zip(encoded, self._token_ids(targets))]
+        longest, limit = max(len(row) for row in rows), self.decoder.max_length
+        if limit is not None and longest > limit:
+            raise ValueError(
+                f"The longest (prompt, target) row is {longest} tokens; the backbone takes at "
+                f"most {limit}. Shorten the prompts or targets.")
+        scores = {"log_likelihood": [], "tokens": [], "correct": []}
+        for start in range(0, len(rows), batch_size):
+            batch, prompt_lengths = rows[start:start + batch_size], encoded[start:start +
+                                                                            batch_size]
+            length = max(len(row) for row in batch)
+            token_ids = np.full((len(batch), length), self._pad_id(), "int32")
+            scored = np.zeros((len(batch), length - 1), "float32")
+            for i, (row, prompt) in enumerate(zip(batch, prompt_lengths)):
+                token_ids[i, :len(row)] = row
+                scored[i, len(prompt) - 1:len(row) - 1] = 1  # positions predicting the target
+            log_probs, correct = self._score(tf.constant(token_ids))
+            scores["log_likelihood"].append((log_probs.numpy() * scored).sum(axis=1))
+            scores["tokens"].append(scored.sum(axis=1))
+            scores["correct"].append((correct.numpy() * scored).sum(axis=1))
+        return {name: np.concatenate(parts).astype("float64" if name == "log_likelihood"
+                                                    else "int64")
+                for name, parts in scores.items()}
+
+    @tf.function(reduce_retracing=True)
+    def _score(self, token_ids):
+        """Each next token's log-probability and whether it was the most likely."""
+        logits = tf.cast(self.decoder.logits(token_ids)[:, :-1], "float32")
+        following = token_ids[:, 1:]
+        log_probs = -tf.nn.sparse_softmax_cross_entropy_with_logits(following, logits)
+        correct = tf.cast(tf.argmax(logits, axis=-1, output_type="int32") == following,
+                          "float32")
+        return log_probs, correct
+
     # === Generation ===
     def generate(self, prompts, max_new_tokens: int = 32, sampler: str = "greedy",
                  k: int = 5, p: float = 0.9, temperature: float = 1.0, seed: int = 0,
-                 stop_token_ids=None, use_cache: bool = True) -> list[str]:
+                 stop_token_ids=None, use_cache: bool = True,
+                 batch_size: int | None = None) -> list[str]:
         """The continuation of each prompt (without the prompt).
 
         Args:
@@ -107,9 +180,11 @@ class Generator:
             seed: the sampling seed: the same seed, the same texts.
             stop_token_ids: ids that end a row (default: the tokenizer's end token).
             use_cache: decode with the key/value cache.
+            batch_size: decode this many prompts at a time (default: all at once);
+                with a sampler, each batch draws from the seed and its own index.
         """
         new, encoded = self.generate_ids(prompts, max_new_tokens, sampler, k, p, temperature,
-                                         seed, stop_token_ids, use_cache)
+                                         seed, stop_token_ids, use_cache, batch_size)
         return [self._continuation(prompt[len(self._start_ids()):], ids)
                 for prompt, ids in zip(encoded, new)]
 
@@ -123,11 +198,14 @@ class Generator:
 
     def generate_ids(self, prompts, max_new_tokens: int = 32, sampler: str = "greedy",
                      k: int = 5, p: float = 0.9, temperature: float = 1.0, seed: int = 0,
-                     stop_token_ids=None, use_cache: bool = True):
+                     stop_token_ids=None, use_cache: bool = True,
+                     batch_size: int | None = None):
         """`(new ids per prompt, prompt ids per prompt)`: what `generate` decodes."""
         prompts = validation.string_list("prompts", prompts)
         validation.positive_int("max_new_tokens", max_new_tokens)
         validation.non_negative_int("seed", seed)
+        if batch_size is not None:
+            validation.positive_int("batch_size", batch_size)
         choose = make_sampler(sampler, k, p, temperature)
         stops = self._default_stops() if stop_token_ids is None else [
             int(i) for i in stop_token_ids]
@@ -143,19 +221,30 @@ class Generator:
                 f"The longest prompt ({longest} tokens) plus `max_new_tokens`="
                 f"{max_new_tokens} is {length} tokens; the backbone takes at most {limit}. "
                 "Lower `max_new_tokens` or shorten the prompts.")
+        size = batch_size or len(encoded)
+        new = []
+        for index, start in enumerate(range(0, len(encoded), size)):
+            new += self._generate_batch(encoded[start:start + size], max_new_tokens, choose,
+                                        (sampler, k, p, temperature), stops, use_cache,
+                                        [seed, index])
+        return new, encoded
+
+    def _generate_batch(self, encoded, max_new_tokens, choose, sampling, stops, use_cache,
+                        seed) -> list[list[int]]:
+        length = max(len(row) for row in encoded) + max_new_tokens
         pad = self._pad_id()
         token_ids = np.full((len(encoded), length), pad, "int32")
         prompt_mask = np.zeros((len(encoded), length), bool)
         for i, row in enumerate(encoded):
             token_ids[i, :len(row)] = row
             prompt_mask[i, :len(row)] = True
-        key = (sampler, k, p, temperature, tuple(stops), bool(use_cache))
+        key = (*sampling, tuple(stops), bool(use_cache))
         if key not in self._loops:
             self._loops[key] = tf.function(
                 lambda *a: self._loop(choose, stops, use_cache, *a),
                 jit_compile=self.jit_compile, reduce_retracing=True)
         out = self._loops[key](tf.constant(token_ids), tf.constant(prompt_mask),
-                               tf.constant(max_new_tokens), tf.constant([seed, 0], "int64"))
+                               tf.constant(max_new_tokens), tf.constant(seed, "int64"))
         out = out.numpy()
         new = []
         for i, row in enumerate(encoded):
@@ -165,7 +254,7 @@ class Generator:
                     generated = generated[:j]
                     break
             new.append([int(t) for t in generated])
-        return new, encoded
+        return new
 
     def _loop(self, choose, stops, use_cache, token_ids, prompt_mask, max_new, seed):
         decoder, length = self.decoder, tf.shape(token_ids)[1]
