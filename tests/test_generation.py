@@ -119,6 +119,64 @@ def test_a_keras_hub_decoder_generates_after_loading_through_the_hub(tmp_path):
     uncached, _ = generator.generate_ids(PROMPTS, max_new_tokens=10, stop_token_ids=[],
                                          use_cache=False)
     assert cached == uncached and all(len(row) == 10 for row in cached)
+    beams = functools.partial(generator.generate_ids, PROMPTS, max_new_tokens=6,
+                              sampler="beam", num_beams=3, stop_token_ids=[])
+    assert beams()[0] == beams(use_cache=False)[0]  # KerasHub's cache gathered by beam
+
+
+# === Beam search ===
+class IdTokenizer:
+    """Texts of token ids: `"3 1"` is `[3, 1]` (no start token)."""
+
+    def token_ids(self, texts):
+        return tf.ragged.constant([[int(t) for t in text.split()] for text in texts], "int32")
+
+    def detokenize(self, ids):
+        return " ".join(str(int(i)) for i in ids)
+
+
+def sequence_log_prob(model, prompt: list[int], new: list[int]) -> float:
+    from pretrainlib.generation.decoders import decoder_for
+
+    ids = np.asarray([prompt + new], "int32")
+    log_probs = tf.nn.log_softmax(decoder_for(model).logits(ids)[0]).numpy()
+    return float(sum(log_probs[len(prompt) - 1 + i, token] for i, token in enumerate(new)))
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_vocabulary_model():
+    keras.utils.set_random_seed(3)
+    return pl.backbones.TextEncoder(5, num_layers=1, hidden_dim=8, num_heads=2,
+                                    max_sequence_length=8, causal=True)
+
+
+def test_beam_search_finds_the_most_likely_continuation():
+    import itertools
+
+    model = tiny_vocabulary_model()
+    generator = pl.generation.Generator(model, IdTokenizer())
+    prompts = ["2 1", "4"]
+    # 25 beams keep every two-token prefix of a 5-token vocabulary: exact at 3 tokens.
+    found, _ = generator.generate_ids(prompts, max_new_tokens=3, sampler="beam", num_beams=25,
+                                      stop_token_ids=[])
+    for prompt, new in zip(prompts, found):
+        prompt = [int(t) for t in prompt.split()]
+        scores = {c: sequence_log_prob(model, prompt, list(c))
+                  for c in itertools.product(range(5), repeat=3)}
+        assert tuple(new) == max(scores, key=scores.get)
+    greedy, _ = generator.generate_ids(prompts, max_new_tokens=3, stop_token_ids=[])
+    one_beam, _ = generator.generate_ids(prompts, max_new_tokens=3, sampler="beam",
+                                         num_beams=1, stop_token_ids=[])
+    assert one_beam == greedy
+
+
+def test_beam_search_with_the_cache_equals_without_and_prompts_do_not_mix():
+    generator = pl.generation.Generator(decoder(), tokenizer())
+    beams = functools.partial(generator.generate_ids, max_new_tokens=8, sampler="beam",
+                              num_beams=3)
+    cached, _ = beams(PROMPTS)
+    assert cached == beams(PROMPTS, use_cache=False)[0]
+    assert [beams([prompt])[0][0] for prompt in PROMPTS] == cached
 
 
 @pytest.mark.parametrize("call, fragment", [
@@ -130,7 +188,8 @@ def test_a_keras_hub_decoder_generates_after_loading_through_the_hub(tmp_path):
     (lambda g: g.generate(PROMPTS, sampler="top_p", p=0.0), "`p`"),
     (lambda g: g.generate(PROMPTS, sampler="top_p", p=1.5), "`p`"),
     (lambda g: g.generate(PROMPTS, sampler="random", temperature=0.0), "temperature"),
-    (lambda g: g.generate(PROMPTS, sampler="beam"), "sampler"),
+    (lambda g: g.generate(PROMPTS, sampler="beams"), "sampler"),
+    (lambda g: g.generate(PROMPTS, sampler="beam", num_beams=0), "num_beams"),
 ])
 def test_bad_arguments_name_themselves(call, fragment):
     with pytest.raises((ValueError, TypeError), match=fragment):

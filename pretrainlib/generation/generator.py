@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -166,14 +168,17 @@ class Generator:
     def generate(self, prompts, max_new_tokens: int = 32, sampler: str = "greedy",
                  k: int = 5, p: float = 0.9, temperature: float = 1.0, seed: int = 0,
                  stop_token_ids=None, use_cache: bool = True,
-                 batch_size: int | None = None) -> list[str]:
+                 batch_size: int | None = None, num_beams: int = 4) -> list[str]:
         """The continuation of each prompt (without the prompt).
 
         Args:
             prompts: a list of texts (an empty text starts from the start token alone).
             max_new_tokens: most tokens generated per prompt (>= 1); the longest
                 prompt plus this must fit the backbone's maximum sequence length.
-            sampler: `"greedy"`, `"top_k"`, `"top_p"` or `"random"`.
+            sampler: `"greedy"`, `"top_k"`, `"top_p"`, `"random"` or `"beam"`
+                (beam search: the continuation of highest total log-probability among
+                `num_beams` kept at every step, as KerasHub's `BeamSampler`; a finished
+                beam keeps its score, so short continuations are favoured).
             k: how many of the most likely tokens `top_k` samples from.
             p: the probability mass `top_p` samples from, in (0, 1].
             temperature: divides the logits before sampling (> 0).
@@ -182,9 +187,11 @@ class Generator:
             use_cache: decode with the key/value cache.
             batch_size: decode this many prompts at a time (default: all at once);
                 with a sampler, each batch draws from the seed and its own index.
+            num_beams: the beams of `"beam"` search (1: greedy).
         """
         new, encoded = self.generate_ids(prompts, max_new_tokens, sampler, k, p, temperature,
-                                         seed, stop_token_ids, use_cache, batch_size)
+                                         seed, stop_token_ids, use_cache, batch_size,
+                                         num_beams)
         return [self._continuation(prompt[len(self._start_ids()):], ids)
                 for prompt, ids in zip(encoded, new)]
 
@@ -199,14 +206,19 @@ class Generator:
     def generate_ids(self, prompts, max_new_tokens: int = 32, sampler: str = "greedy",
                      k: int = 5, p: float = 0.9, temperature: float = 1.0, seed: int = 0,
                      stop_token_ids=None, use_cache: bool = True,
-                     batch_size: int | None = None):
+                     batch_size: int | None = None, num_beams: int = 4):
         """`(new ids per prompt, prompt ids per prompt)`: what `generate` decodes."""
         prompts = validation.string_list("prompts", prompts)
         validation.positive_int("max_new_tokens", max_new_tokens)
         validation.non_negative_int("seed", seed)
         if batch_size is not None:
             validation.positive_int("batch_size", batch_size)
-        choose = make_sampler(sampler, k, p, temperature)
+        if sampler == "beam":
+            validation.positive_int("num_beams", num_beams)
+            choose, sampling = None, ("beam", num_beams)
+        else:
+            choose, sampling = make_sampler(sampler, k, p, temperature), (sampler, k, p,
+                                                                          temperature)
         stops = self._default_stops() if stop_token_ids is None else [
             int(i) for i in stop_token_ids]
         encoded = self.encode(prompts)
@@ -225,8 +237,7 @@ class Generator:
         new = []
         for index, start in enumerate(range(0, len(encoded), size)):
             new += self._generate_batch(encoded[start:start + size], max_new_tokens, choose,
-                                        (sampler, k, p, temperature), stops, use_cache,
-                                        [seed, index])
+                                        sampling, stops, use_cache, [seed, index])
         return new, encoded
 
     def _generate_batch(self, encoded, max_new_tokens, choose, sampling, stops, use_cache,
@@ -240,8 +251,10 @@ class Generator:
             prompt_mask[i, :len(row)] = True
         key = (*sampling, tuple(stops), bool(use_cache))
         if key not in self._loops:
+            loop = (functools.partial(self._beam_loop, sampling[1]) if choose is None
+                    else functools.partial(self._loop, choose))
             self._loops[key] = tf.function(
-                lambda *a: self._loop(choose, stops, use_cache, *a),
+                lambda *a: loop(stops, use_cache, *a),
                 jit_compile=self.jit_compile, reduce_retracing=True)
         out = self._loops[key](tf.constant(token_ids), tf.constant(prompt_mask),
                                tf.constant(max_new_tokens), tf.constant(seed, "int64"))
@@ -264,14 +277,8 @@ class Generator:
         cache = decoder.build_cache(token_ids) if use_cache else tf.zeros([0])
 
         def step(index, token_ids, cache, done):
-            if use_cache:
-                logits, cache = decoder.call_with_cache(token_ids[:, index - 1:index], cache,
-                                                        index - 1)
-                logits = logits[:, 0]
-            else:
-                logits = decoder.logits(token_ids)[:, index - 1]
-            chosen = choose(tf.cast(logits, "float32"),
-                            tf.random.experimental.stateless_fold_in(seed, index))
+            logits, cache = self._next_logits(use_cache, token_ids, cache, index)
+            chosen = choose(logits, tf.random.experimental.stateless_fold_in(seed, index))
             in_prompt = prompt_mask[:, index]
             chosen = tf.where(in_prompt, token_ids[:, index], chosen)
             chosen = tf.where(done, token_ids[:, index], chosen)
@@ -287,3 +294,60 @@ class Generator:
         _, token_ids, _, _ = tf.while_loop(
             going, step, (start, token_ids, cache, tf.zeros_like(lengths, "bool")))
         return token_ids
+
+    def _next_logits(self, use_cache, token_ids, cache, index):
+        """The logits of the token at `index` (`[batch, vocab]`, float32), the cache after."""
+        if use_cache:
+            logits, cache = self.decoder.call_with_cache(token_ids[:, index - 1:index], cache,
+                                                         index - 1)
+            logits = logits[:, 0]
+        else:
+            logits = self.decoder.logits(token_ids)[:, index - 1]
+        return tf.cast(logits, "float32"), cache
+
+    def _beam_loop(self, beams, stops, use_cache, token_ids, prompt_mask, max_new, seed):
+        """Beam search: every prompt's row repeated `beams` times; at each step every
+        beam's continuations are scored (its total log-probability plus the token's)
+        and the `beams` best of a prompt are kept, their rows and caches gathered."""
+        batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
+        token_ids = tf.repeat(token_ids, beams, axis=0)
+        prompt_mask = tf.repeat(prompt_mask, beams, axis=0)
+        lengths = tf.reduce_sum(tf.cast(prompt_mask, "int32"), axis=1)
+        stop_ids = tf.constant(stops or [-1], "int32")
+        positions = tf.range(length)
+        # Large but finite, so sums of them stay ordered and never turn into NaN.
+        impossible = tf.constant(-1e9, "float32")
+        # The beams of a prompt start identical: only the first may expand at first.
+        scores = tf.reshape(tf.tile(tf.concat([[0.0], tf.fill([beams - 1], impossible)], 0)
+                                    [None], [batch, 1]), [-1])
+        cache = self.decoder.build_cache(token_ids) if use_cache else tf.zeros([0])
+        firsts = tf.range(batch)[:, None] * beams
+
+        def step(index, token_ids, cache, scores, done):
+            logits, cache = self._next_logits(use_cache, token_ids, cache, index)
+            vocab = tf.shape(logits)[1]
+            log_probs = tf.nn.log_softmax(logits, axis=-1)
+            # A row inside its prompt, or finished, has one continuation (its prompt's
+            # token, or padding) and it costs nothing.
+            in_prompt = prompt_mask[:, index]
+            forced = tf.where(tf.one_hot(token_ids[:, index], vocab) > 0, 0.0, impossible)
+            log_probs = tf.where((in_prompt | done)[:, None], forced, log_probs)
+            totals = tf.reshape(scores[:, None] + log_probs, [batch, beams * vocab])
+            scores, best = tf.math.top_k(totals, k=beams)
+            rows = tf.reshape(best // vocab + firsts, [-1])
+            chosen = tf.reshape(best % vocab, [-1])
+            token_ids, done = tf.gather(token_ids, rows), tf.gather(done, rows)
+            if use_cache:
+                cache = tf.gather(cache, rows)
+            stopped = tf.reduce_any(chosen[:, None] == stop_ids[None, :], axis=1)
+            done = done | (~in_prompt & stopped) | (index + 1 - lengths >= max_new)
+            token_ids = tf.where(positions[None, :] == index, chosen[:, None], token_ids)
+            return index + 1, token_ids, cache, tf.reshape(scores, [-1]), done
+
+        def going(index, token_ids, cache, scores, done):
+            return (index < length) & ~tf.reduce_all(done)
+
+        _, token_ids, _, _, _ = tf.while_loop(
+            going, step, (tf.reduce_min(lengths), token_ids, cache, scores,
+                          tf.zeros_like(lengths, "bool")))
+        return tf.gather(token_ids, firsts[:, 0])  # top_k sorts: a prompt's first beam is best
