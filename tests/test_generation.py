@@ -325,3 +325,28 @@ def test_bad_scoring_calls_name_the_argument():
             generator, ["a"], [" ".join(["dog"] * 80)])
     with pytest.raises(ValueError, match="`references` has 1 entries for 2"):
         pl.Evaluator(["bleu"]).evaluate_generation(generator, ["a", "b"], ["c"])
+
+
+def test_the_repetition_penalty_is_ctrl_s_on_every_written_token():
+    from pretrainlib.generation.decoders import decoder_for
+
+    model, tok = decoder(), tokenizer()
+    generator = pl.generation.Generator(model, tok)
+    prompt = generator.encode(["a small"])[0]
+    row = list(prompt)
+    for _ in range(6):  # the reference: penalize what the row holds, take the argmax
+        logits = np.asarray(decoder_for(model).logits(np.asarray([row], "int32")))[0, -1]
+        seen = np.isin(np.arange(len(logits)), row)
+        logits = np.where(seen, np.where(logits > 0, logits / 3.0, logits * 3.0), logits)
+        row.append(int(np.argmax(logits)))
+    penalized, _ = generator.generate_ids(["a small"], max_new_tokens=6, stop_token_ids=[],
+                                          repetition_penalty=3.0)
+    assert penalized[0] == row[len(prompt):]
+    plain, _ = generator.generate_ids(["a small"], max_new_tokens=6, stop_token_ids=[])
+    assert plain != penalized
+    for sampler in ("greedy", "beam"):
+        run = functools.partial(generator.generate_ids, PROMPTS, max_new_tokens=8,
+                                sampler=sampler, num_beams=2, repetition_penalty=1.5)
+        assert run()[0] == run(use_cache=False)[0]
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        generator.generate(PROMPTS, repetition_penalty=0.0)

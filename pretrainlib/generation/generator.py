@@ -168,7 +168,8 @@ class Generator:
     def generate(self, prompts, max_new_tokens: int = 32, sampler: str = "greedy",
                  k: int = 5, p: float = 0.9, temperature: float = 1.0, seed: int = 0,
                  stop_token_ids=None, use_cache: bool = True,
-                 batch_size: int | None = None, num_beams: int = 4) -> list[str]:
+                 batch_size: int | None = None, num_beams: int = 4,
+                 repetition_penalty: float = 1.0) -> list[str]:
         """The continuation of each prompt (without the prompt).
 
         Args:
@@ -188,10 +189,14 @@ class Generator:
             batch_size: decode this many prompts at a time (default: all at once);
                 with a sampler, each batch draws from the seed and its own index.
             num_beams: the beams of `"beam"` search (1: greedy).
+            repetition_penalty: above 1, discourages tokens already in the row (prompt
+                or generated): their logits are divided by it where positive and
+                multiplied where negative (CTRL's penalty, as Hugging Face's
+                `repetition_penalty`); 1 leaves the logits alone.
         """
         new, encoded = self.generate_ids(prompts, max_new_tokens, sampler, k, p, temperature,
                                          seed, stop_token_ids, use_cache, batch_size,
-                                         num_beams)
+                                         num_beams, repetition_penalty)
         return [self._continuation(prompt[len(self._start_ids()):], ids)
                 for prompt, ids in zip(encoded, new)]
 
@@ -206,19 +211,21 @@ class Generator:
     def generate_ids(self, prompts, max_new_tokens: int = 32, sampler: str = "greedy",
                      k: int = 5, p: float = 0.9, temperature: float = 1.0, seed: int = 0,
                      stop_token_ids=None, use_cache: bool = True,
-                     batch_size: int | None = None, num_beams: int = 4):
+                     batch_size: int | None = None, num_beams: int = 4,
+                     repetition_penalty: float = 1.0):
         """`(new ids per prompt, prompt ids per prompt)`: what `generate` decodes."""
         prompts = validation.string_list("prompts", prompts)
         validation.positive_int("max_new_tokens", max_new_tokens)
         validation.non_negative_int("seed", seed)
         if batch_size is not None:
             validation.positive_int("batch_size", batch_size)
+        penalty = validation.positive_float("repetition_penalty", repetition_penalty)
         if sampler == "beam":
             validation.positive_int("num_beams", num_beams)
-            choose, sampling = None, ("beam", num_beams)
+            choose, sampling = None, ("beam", num_beams, penalty)
         else:
             choose, sampling = make_sampler(sampler, k, p, temperature), (sampler, k, p,
-                                                                          temperature)
+                                                                          temperature, penalty)
         stops = self._default_stops() if stop_token_ids is None else [
             int(i) for i in stop_token_ids]
         encoded = self.encode(prompts)
@@ -251,8 +258,9 @@ class Generator:
             prompt_mask[i, :len(row)] = True
         key = (*sampling, tuple(stops), bool(use_cache))
         if key not in self._loops:
-            loop = (functools.partial(self._beam_loop, sampling[1]) if choose is None
-                    else functools.partial(self._loop, choose))
+            penalty = sampling[-1]
+            loop = (functools.partial(self._beam_loop, sampling[1], penalty) if choose is None
+                    else functools.partial(self._loop, choose, penalty))
             self._loops[key] = tf.function(
                 lambda *a: loop(stops, use_cache, *a),
                 jit_compile=self.jit_compile, reduce_retracing=True)
@@ -269,7 +277,7 @@ class Generator:
             new.append([int(t) for t in generated])
         return new
 
-    def _loop(self, choose, stops, use_cache, token_ids, prompt_mask, max_new, seed):
+    def _loop(self, choose, penalty, stops, use_cache, token_ids, prompt_mask, max_new, seed):
         decoder, length = self.decoder, tf.shape(token_ids)[1]
         lengths = tf.reduce_sum(tf.cast(prompt_mask, "int32"), axis=1)
         stop_ids = tf.constant(stops or [-1], "int32")
@@ -277,7 +285,7 @@ class Generator:
         cache = decoder.build_cache(token_ids) if use_cache else tf.zeros([0])
 
         def step(index, token_ids, cache, done):
-            logits, cache = self._next_logits(use_cache, token_ids, cache, index)
+            logits, cache = self._next_logits(use_cache, token_ids, cache, index, penalty)
             chosen = choose(logits, tf.random.experimental.stateless_fold_in(seed, index))
             in_prompt = prompt_mask[:, index]
             chosen = tf.where(in_prompt, token_ids[:, index], chosen)
@@ -295,17 +303,28 @@ class Generator:
             going, step, (start, token_ids, cache, tf.zeros_like(lengths, "bool")))
         return token_ids
 
-    def _next_logits(self, use_cache, token_ids, cache, index):
-        """The logits of the token at `index` (`[batch, vocab]`, float32), the cache after."""
+    def _next_logits(self, use_cache, token_ids, cache, index, penalty=1.0):
+        """The logits of the token at `index` (`[batch, vocab]`, float32, the
+        repetition `penalty` applied), the cache after."""
         if use_cache:
             logits, cache = self.decoder.call_with_cache(token_ids[:, index - 1:index], cache,
                                                          index - 1)
             logits = logits[:, 0]
         else:
             logits = self.decoder.logits(token_ids)[:, index - 1]
-        return tf.cast(logits, "float32"), cache
+        logits = tf.cast(logits, "float32")
+        if penalty != 1.0:
+            # Every token written before `index` (the prompt's, then the generated).
+            written = token_ids[:, :index]
+            rows = tf.repeat(tf.range(tf.shape(written)[0]), tf.shape(written)[1])
+            counts = tf.scatter_nd(tf.stack([rows, tf.reshape(written, [-1])], axis=1),
+                                   tf.ones_like(rows, "float32"), tf.shape(logits))
+            logits = tf.where(counts > 0, tf.where(logits > 0, logits / penalty,
+                                                   logits * penalty), logits)
+        return logits, cache
 
-    def _beam_loop(self, beams, stops, use_cache, token_ids, prompt_mask, max_new, seed):
+    def _beam_loop(self, beams, penalty, stops, use_cache, token_ids, prompt_mask, max_new,
+                   seed):
         """Beam search: every prompt's row repeated `beams` times; at each step every
         beam's continuations are scored (its total log-probability plus the token's)
         and the `beams` best of a prompt are kept, their rows and caches gathered."""
@@ -324,7 +343,7 @@ class Generator:
         firsts = tf.range(batch)[:, None] * beams
 
         def step(index, token_ids, cache, scores, done):
-            logits, cache = self._next_logits(use_cache, token_ids, cache, index)
+            logits, cache = self._next_logits(use_cache, token_ids, cache, index, penalty)
             vocab = tf.shape(logits)[1]
             log_probs = tf.nn.log_softmax(logits, axis=-1)
             # A row inside its prompt, or finished, has one continuation (its prompt's
