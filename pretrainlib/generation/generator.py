@@ -281,7 +281,6 @@ class Generator:
         decoder, length = self.decoder, tf.shape(token_ids)[1]
         lengths = tf.reduce_sum(tf.cast(prompt_mask, "int32"), axis=1)
         stop_ids = tf.constant(stops or [-1], "int32")
-        positions = tf.range(length)
         cache = decoder.build_cache(token_ids) if use_cache else tf.zeros([0])
 
         def step(index, token_ids, cache, done):
@@ -289,14 +288,18 @@ class Generator:
             chosen = choose(logits, tf.random.experimental.stateless_fold_in(seed, index))
             in_prompt = prompt_mask[:, index]
             chosen = tf.where(in_prompt, token_ids[:, index], chosen)
-            chosen = tf.where(done, token_ids[:, index], chosen)
-            stopped = tf.reduce_any(chosen[:, None] == stop_ids[None, :], axis=1)
-            done = done | (~in_prompt & stopped) | (index + 1 - lengths >= max_new)
-            token_ids = tf.where(positions[None, :] == index, chosen[:, None], token_ids)
-            return index + 1, token_ids, cache, done
+            if stops:
+                chosen = tf.where(done, token_ids[:, index], chosen)
+                stopped = tf.reduce_any(chosen[:, None] == stop_ids[None, :], axis=1)
+                done = done | (~in_prompt & stopped) | (index + 1 - lengths >= max_new)
+            # Without stop tokens every row runs to the end: the longest prompt's row
+            # needs all `length` positions, and the others' extra tokens are cut off.
+            return index + 1, _write(token_ids, index, chosen), cache, done
 
         def going(index, token_ids, cache, done):
-            return (index < length) & ~tf.reduce_all(done)
+            if stops:
+                return (index < length) & ~tf.reduce_all(done)
+            return index < length
 
         start = tf.reduce_min(lengths)
         _, token_ids, _, _ = tf.while_loop(
@@ -333,7 +336,6 @@ class Generator:
         prompt_mask = tf.repeat(prompt_mask, beams, axis=0)
         lengths = tf.reduce_sum(tf.cast(prompt_mask, "int32"), axis=1)
         stop_ids = tf.constant(stops or [-1], "int32")
-        positions = tf.range(length)
         # Large but finite, so sums of them stay ordered and never turn into NaN.
         impossible = tf.constant(-1e9, "float32")
         # The beams of a prompt start identical: only the first may expand at first.
@@ -360,7 +362,7 @@ class Generator:
                 cache = tf.gather(cache, rows)
             stopped = tf.reduce_any(chosen[:, None] == stop_ids[None, :], axis=1)
             done = done | (~in_prompt & stopped) | (index + 1 - lengths >= max_new)
-            token_ids = tf.where(positions[None, :] == index, chosen[:, None], token_ids)
+            token_ids = _write(token_ids, index, chosen)
             return index + 1, token_ids, cache, tf.reshape(scores, [-1]), done
 
         def going(index, token_ids, cache, scores, done):
@@ -370,3 +372,10 @@ class Generator:
             going, step, (tf.reduce_min(lengths), token_ids, cache, scores,
                           tf.zeros_like(lengths, "bool")))
         return tf.gather(token_ids, firsts[:, 0])  # top_k sorts: a prompt's first beam is best
+
+
+def _write(token_ids, index, chosen):
+    """`token_ids` with column `index` set to `chosen` (one id per row)."""
+    rows = tf.range(tf.shape(chosen)[0])
+    return tf.tensor_scatter_nd_update(
+        token_ids, tf.stack([rows, tf.fill(tf.shape(rows), index)], axis=1), chosen)
