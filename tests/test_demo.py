@@ -68,7 +68,10 @@ def test_definition_writing_example_runs_end_to_end(tmp_path):
         metrics = payload["summary"][arm]
         assert 0 <= metrics["bleu"]["mean"] <= 100 and 0 <= metrics["rouge_l"]["mean"] <= 1
         assert metrics["perplexity"]["mean"] >= 1
-        low, high = payload["runs"][arm][0]["bleu"]["interval"]
-        assert low <= payload["runs"][arm][0]["bleu"]["value"] <= high
+        run = payload["runs"][arm][0]
+        low, high = run["bleu"]["interval"]
+        assert low <= run["bleu"]["value"] <= high
+        assert run["decoding"] == max(run["validation_rouge_l_by_decoding"],
+                                      key=run["validation_rouge_l_by_decoding"].get)
     assert "nearest term (all training nouns)" in payload["summary"]
     assert len(payload["examples"]) == 2 and payload["examples"][0]["pretrained"] is not None
