@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from pretrainlib.datasets.fashion_mnist import LabeledImages
-from pretrainlib.datasets.wordnet import LabeledTexts
+from pretrainlib.datasets.texts import LabeledTexts
 
 
 def from_tfds(name: str, split: str = "train", data_dir: str | os.PathLike | None = None,

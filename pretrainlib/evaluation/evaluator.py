@@ -194,7 +194,9 @@ class Evaluator:
             generator: a `pl.generation.Generator`.
             prompts: the prompts, one per reference.
             references: as in `evaluate_texts`.
-            lowercase, smooth, smooth_value: BLEU's options, as in `evaluate_texts`.
+            lowercase: BLEU's option, as in `evaluate_texts`.
+            smooth: BLEU's smoothing, as in `evaluate_texts`.
+            smooth_value: its value, as in `evaluate_texts`.
             **generate: `Generator.generate`'s options (`max_new_tokens`, `sampler`,
                 `seed`, `batch_size`, ...).
 
