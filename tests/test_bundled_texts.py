@@ -40,7 +40,7 @@ def test_definitions_hold_out_the_supersense_evaluation_nouns():
     assert definitions.unlabeled is supersenses.unlabeled
     # Identical glosses of other synsets aside, no test definition is pretraining text.
     shared = set(definitions.test.definitions) & set(definitions.unlabeled)
-    assert len(shared) <= 0.01 * len(definitions.test)
+    assert len(shared) <= 0.02 * len(definitions.test)  # "a borough of New York City", ...
     pairs = definitions.train.sample(5, seed=1)
     assert pairs.prompts()[0] == pairs.terms[0] + " :"
     with pytest.raises(ValueError, match="`n` must be between 1"):
