@@ -75,3 +75,12 @@ def test_definition_writing_example_runs_end_to_end(tmp_path):
                                       key=run["validation_rouge_l_by_decoding"].get)
     assert "nearest term (all training nouns)" in payload["summary"]
     assert len(payload["examples"]) == 2 and payload["examples"][0]["pretrained"] is not None
+
+
+@pytest.mark.slow
+def test_demo_runs_on_the_fortune_corpus(tmp_path):
+    out = tmp_path / "fortunes.json"
+    run = run_example("wordnet_demo.py", "--quick", "--corpus", "fortunes", "--out", str(out))
+    assert "Fortune-cookie topics" in run.stdout and "KerasHub recipe" not in run.stdout
+    summary = json.loads(out.read_text())["summary"]
+    assert 0 <= summary["pretrained"]["macro_f1"]["mean"] <= 1
