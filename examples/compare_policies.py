@@ -2,8 +2,9 @@
 
 Pretrains one encoder exactly as the demo does (co-occurrence embeddings, then
 masked LM; or loads one saved with `--encoder`), then fine-tunes it under each
-built-in policy on the same 200-label samples (3 seeds), each policy choosing its
-learning rate from its own grid on validation macro-F1, with early stopping. Prints
+built-in policy on the same 200-label samples (3 seeds) with `pl.tune.compare_policies`:
+each policy chooses its learning rate from its own grid on validation macro-F1, with
+early stopping, and that model is scored once on the test split. Prints
 a table (mean ± std of test macro-F1, trainable parameters, fine-tuning seconds)
 and writes a JSON file.
 
@@ -26,17 +27,18 @@ import wordnet_demo as demo  # noqa: E402
 
 import pretrainlib as pl  # noqa: E402
 
-HIGH, LOW = [1e-2, 3e-3], [1e-3, 3e-4]
-# Policies that train few weights from a frozen start want larger rates.
+# The built-in policies and transforms, each with `pl.tune.default_learning_rates`
+# grid: (1e-2, 3e-3) for those that train few weights from a frozen start, else
+# (1e-3, 3e-4).
 POLICIES = {
-    "FeatureExtraction()": (lambda: pl.freezing.FeatureExtraction(), HIGH),
-    "FullFineTune()": (lambda: pl.freezing.FullFineTune(), LOW),
-    "FreezeThenUnfreeze(1)": (lambda: pl.freezing.FreezeThenUnfreeze(1), LOW),
-    "GradualUnfreeze(1)": (lambda: pl.freezing.GradualUnfreeze(1), LOW),
-    "LayerwiseLRDecay(0.5)": (lambda: pl.freezing.LayerwiseLRDecay(0.5), LOW),
-    "BitFit()": (lambda: pl.freezing.BitFit(), HIGH),
-    "LoRA(rank=8)": (lambda: pl.freezing.LoRA(rank=8), HIGH),
-    "Adapters(16)": (lambda: pl.freezing.Adapters(16), HIGH),
+    "FeatureExtraction()": lambda: pl.freezing.FeatureExtraction(),
+    "FullFineTune()": lambda: pl.freezing.FullFineTune(),
+    "FreezeThenUnfreeze(1)": lambda: pl.freezing.FreezeThenUnfreeze(1),
+    "GradualUnfreeze(1)": lambda: pl.freezing.GradualUnfreeze(1),
+    "LayerwiseLRDecay(0.5)": lambda: pl.freezing.LayerwiseLRDecay(0.5),
+    "BitFit()": lambda: pl.freezing.BitFit(),
+    "LoRA(rank=8)": lambda: pl.freezing.LoRA(rank=8),
+    "Adapters(16)": lambda: pl.freezing.Adapters(16),
 }
 
 
@@ -66,24 +68,22 @@ def main(argv=None):
         def dataset(split, shuffle=True):
             return demo.labeled_dataset(split, tokenizer, args, seed, shuffle)
 
-        train = dataset(wn.train.sample(args.labels, seed=seed))
-        val = dataset(wn.validation.sample(args.val_labels, seed=seed), shuffle=False)
-        test = dataset(demo.test_split(wn, args), shuffle=False)
-        for name, (policy, rates) in policies.items():
-            def build(policy=policy):
-                return pl.FineTuner(pl.backbones.clone(encoder),
-                                    pl.heads.Classifier(len(wn.class_names)),
-                                    policy=policy())
-
-            demo.log(f"seed {seed}: {name}")
-            t = time.time()
-            _, lr, model = demo.fine_tune(build, train, val, args, rates, seed)
-            report = evaluator.evaluate(model, test)
-            trainable = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
-            results[name].append({**report.metrics, "learning_rate": lr,
-                                  "seconds": time.time() - t,
-                                  "trainable_params_last_stage": trainable})
-            demo.log(f"  {name}: macro-F1 {report.metrics['macro_f1']:.3f} (lr {lr:g})")
+        demo.log(f"seed {seed}: {len(policies)} policies")
+        ft = pl.FineTuner(pl.backbones.clone(encoder), pl.heads.Classifier(len(wn.class_names)))
+        ft.compile()
+        comparison = pl.tune.compare_policies(
+            ft, dataset(wn.train.sample(args.labels, seed=seed)),
+            validation_data=dataset(wn.validation.sample(args.val_labels, seed=seed),
+                                    shuffle=False),
+            test_data=dataset(demo.test_split(wn, args), shuffle=False),
+            policies={name: make() for name, make in policies.items()},
+            epochs=args.epochs, patience=args.patience, evaluator=evaluator, seed=seed)
+        for row in comparison.results:
+            results[row.name].append({**row.test, "learning_rate": row.learning_rate,
+                                      "seconds": row.seconds,
+                                      "trainable_params_last_stage": row.trainable_params})
+            demo.log(f"  {row.name}: macro-F1 {row.test['macro_f1']:.3f} "
+                     f"(lr {row.learning_rate:g})")
     rows = ["| policy | test macro-F1 | test accuracy | trainable params (last stage) "
             "| fine-tuning s / seed |", "|---|---|---|---|---|"]
     summary = {}

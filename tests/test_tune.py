@@ -141,3 +141,52 @@ def test_bad_search_arguments_fail_before_any_trial(fine_tuner, labeled_texts, t
     with pytest.raises(ValueError, match="`monitor='val_nothing'` is not among"):
         pl.tune.search(fine_tuner, x, y, validation_data=(x, y), epochs=1,
                        monitor="val_nothing", mode="max")
+
+
+def test_compare_policies_scores_each_policy_s_validation_choice_once_on_test(
+        fine_tuner, labeled_texts, wordnet):
+    x, y = labeled_texts
+    part = wordnet.validation.sample(60, seed=0)
+    val = (list(part.texts), np.asarray(part.labels))
+    test_part = wordnet.test.sample(60, seed=0)
+    test = (list(test_part.texts), np.asarray(test_part.labels))
+    before = [np.array(v) for v in fine_tuner.weights]
+    comparison = pl.tune.compare_policies(
+        fine_tuner, x, y, validation_data=val, test_data=test, batch_size=16, epochs=2,
+        patience=1, policies=[pl.freezing.FeatureExtraction(), pl.freezing.LoRA(rank=2),
+                              pl.freezing.FullFineTune()],
+        learning_rate={"FeatureExtraction()": [1e-2], "LoRA(rank=2)": [1e-2, 3e-3],
+                       "FullFineTune()": [1e-3]})
+    assert all(np.array_equal(a, np.array(v)) for a, v in zip(before, fine_tuner.weights))
+    rows = {r.name: r for r in comparison.results}
+    assert list(rows) == ["FeatureExtraction()", "LoRA(rank=2)", "FullFineTune()"]
+    assert rows["LoRA(rank=2)"].learning_rate in (1e-2, 3e-3)
+    # Fewest weights: the head alone; LoRA adds its low-rank matrices; all of them.
+    params = [rows[name].trainable_params for name in rows]
+    assert params[0] < params[1] < params[2]
+    evaluator = pl.Evaluator(["accuracy", "macro_f1"])
+    test_data = fine_tuner.preprocessor.dataset(*test, batch_size=16, shuffle=False)
+    for name, row in rows.items():
+        again = evaluator.evaluate(comparison.models[name], test_data).metrics
+        assert again == pytest.approx(row.test, abs=1e-9)
+    assert comparison.best.validation == max(r.validation for r in comparison.results)
+    assert comparison.to_markdown().count("\n") == 4
+
+
+def test_bad_policy_comparisons_fail_before_any_trial(fine_tuner, labeled_texts):
+    x, y = labeled_texts
+    data = dict(validation_data=(x, y), test_data=(x, y))
+    for arguments, message in [
+            (dict(policies=[]), "`policies` is empty"),
+            (dict(policies=["FullFineTune"]), "must hold pl.freezing policies or transforms"),
+            (dict(policies=[pl.freezing.BitFit()], learning_rate={"LoRA()": [1e-3]}),
+             "no rates for 'BitFit\\(\\)'"),
+            (dict(policies=[pl.freezing.BitFit(), pl.freezing.BitFit()]), "the same name")]:
+        with pytest.raises(ValueError, match=message):
+            pl.tune.compare_policies(fine_tuner, x, y, **data, **arguments)
+    with pytest.raises(ValueError, match="`test_data` is required"):
+        pl.tune.compare_policies(fine_tuner, x, y, validation_data=(x, y),
+                                 policies=[pl.freezing.BitFit()])
+    with pytest.raises(ValueError, match="must be a pl.FineTuner"):
+        pl.tune.compare_policies(keras.Sequential([keras.layers.Dense(2)]), x, y, **data,
+                                 policies=[pl.freezing.BitFit()])

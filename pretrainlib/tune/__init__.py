@@ -6,10 +6,19 @@ grid search, each on copies of the model.
     result = pl.tune.search(ft, train_data, validation_data=val_data,
                             learning_rate=[1e-3, 3e-4], epochs=[10])
     print(result); best = result.best_model
+    comparison = pl.tune.compare_policies(ft, train_data, validation_data=val_data,
+                                          test_data=test_data, policies=[...])
 """
 
 from pretrainlib.tune.lr_finder import LearningRateFinding, find_learning_rate, valley
+from pretrainlib.tune.policies import (
+    PolicyComparison,
+    PolicyResult,
+    compare_policies,
+    default_learning_rates,
+)
 from pretrainlib.tune.search import SearchResult, Trial, search
 
-__all__ = ["LearningRateFinding", "SearchResult", "Trial", "find_learning_rate", "search",
+__all__ = ["LearningRateFinding", "PolicyComparison", "PolicyResult", "SearchResult", "Trial",
+           "compare_policies", "default_learning_rates", "find_learning_rate", "search",
            "valley"]

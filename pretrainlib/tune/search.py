@@ -17,6 +17,7 @@ import time
 import keras
 import numpy as np
 
+from pretrainlib.freezing.peft import Transform
 from pretrainlib.freezing.policy import FreezePolicy
 from pretrainlib.training import defaults
 from pretrainlib.tune.lr_finder import copy_of
@@ -103,7 +104,8 @@ def search(model: keras.Model, x=None, y=None, *, validation_data=None,
         batch_size: the batch size for arrays or raw inputs.
         validation_data: what `monitor` is read on (required: never the test set).
         learning_rate: peak rates to try.
-        policy: `pl.freezing` policies to try (default: the model's own).
+        policy: `pl.freezing` policies to try (default: the model's own); a
+            transform (`LoRA`, `BitFit`, `Adapters`) trains under `FullFineTune`.
         epochs: epoch budgets to try (early stopping may end a trial sooner).
         monitor: the validation metric the trials are ranked by.
         mode: `"max"`, `"min"`, or `"auto"` (max for accuracy, F1, AUC,
@@ -144,8 +146,12 @@ def search(model: keras.Model, x=None, y=None, *, validation_data=None,
     if policy is not None:
         if not hasattr(model, "policy"):
             raise ValueError("`policy` is searched for a FineTuner; this model has none.")
-        policies = _values("policy", policy, lambda v: isinstance(v, FreezePolicy),
-                           "pl.freezing policies")
+        policies = _values("policy", policy,
+                           lambda v: isinstance(v, (FreezePolicy, Transform)),
+                           "pl.freezing policies or transforms")
+        if model.adapters is not None and any(isinstance(p, Transform) for p in policies):
+            raise ValueError("`model` already has `adapters`; search transforms (`policy=`"
+                             "[LoRA(...), ...]) on a FineTuner built without them.")
     if mode == "auto":
         mode = "max" if any(word in monitor for word in _HIGHER_IS_BETTER) else "min"
     if mode not in ("max", "min"):
