@@ -118,4 +118,7 @@ def test_texts_need_generation_metrics_and_tasks_do_not_mix():
     with pytest.raises(ValueError, match="evaluate_texts` scores generated texts"):
         pl.Evaluator(metrics=["accuracy"]).evaluate_texts(REFERENCES, PREDICTIONS)
     with pytest.raises(ValueError, match="mixes tasks"):
-        pl.Evaluator(metrics=["bleu", "perplexity"])
+        pl.Evaluator(metrics=["bleu", "accuracy"])
+    # Perplexity goes with BLEU (the references' perplexity), from the model only.
+    with pytest.raises(ValueError, match="need the model that wrote the texts"):
+        pl.Evaluator(metrics=["bleu", "perplexity"]).evaluate_texts(REFERENCES, PREDICTIONS)
