@@ -120,3 +120,12 @@ def class_labels(name: str, labels: Any, count: int, per: str) -> np.ndarray:
     if array.min() < 0:
         raise ValueError(f"`{name}` must be >= 0. Received: a label {array.min()}")
     return array.astype("int32")
+
+
+def text_pairs(prompts: Any, targets: Any) -> tuple[list[str], list[str]]:
+    """`(prompts, targets)` as lists of str of the same length, or a clear error."""
+    prompts, targets = string_list("prompts", prompts), string_list("targets", targets)
+    if len(prompts) != len(targets):
+        raise ValueError(f"`prompts` has {len(prompts)} texts but `targets` has "
+                         f"{len(targets)}; give one target per prompt.")
+    return prompts, targets

@@ -40,11 +40,7 @@ def prompt_dataset(prompts, targets, tokenizer, batch_size: int = 32,
         >>> row["target_mask"][0].numpy().tolist()  # [CLS] dog : | a small pet [SEP] | pad
         [0, 0, 0, 1, 1, 1, 1, 0, 0, 0]
     """
-    prompts = validation.string_list("prompts", prompts)
-    targets = validation.string_list("targets", targets)
-    if len(prompts) != len(targets):
-        raise ValueError(f"`prompts` has {len(prompts)} texts but `targets` has "
-                         f"{len(targets)}; give one target per prompt.")
+    prompts, targets = validation.text_pairs(prompts, targets)
     validation.positive_int("batch_size", batch_size)
     validation.positive_int("sequence_length", sequence_length)
     prompt_ids = tokenizer.token_ids(prompts).to_list()

@@ -6,9 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 
-import numpy as np
-
-from pretrainlib.datasets.texts import LabeledTexts, TextClassificationTask, bundled_rows
+from pretrainlib.datasets.texts import TextClassificationTask, bundled_rows, split_rows
 
 TOPICS = ("computers", "definitions", "men-women", "politics", "science", "songs-poems",
           "work")
@@ -59,15 +57,6 @@ def fortune_topics() -> FortuneTopics:
 @functools.lru_cache(maxsize=1)
 def _load() -> FortuneTopics:
     label_of = {topic: i for i, topic in enumerate(TOPICS)}
-    splits = {"train": ([], []), "validation": ([], []), "test": ([], [])}
-    unlabeled = []
-    for row in bundled_rows(_DATA_FILE):
-        if row["split"]:
-            texts, labels = splits[row["split"]]
-            texts.append(row["text"])
-            labels.append(label_of[row["topic"]])
-        if row["split"] not in ("validation", "test"):
-            unlabeled.append(row["text"])
-    parts = {name: LabeledTexts(texts, np.asarray(labels, "int32"), TOPICS)
-             for name, (texts, labels) in splits.items()}
-    return FortuneTopics(unlabeled=unlabeled, **parts)
+    return FortuneTopics(**split_rows(bundled_rows(_DATA_FILE), TOPICS,
+                                      lambda row: label_of[row["topic"]],
+                                      lambda row: row["text"], lambda row: row["text"]))

@@ -73,3 +73,23 @@ def bundled_rows(name: str):
     path = importlib.resources.files("pretrainlib.datasets") / "data" / name
     with path.open("rb") as raw, gzip.open(raw, "rt", encoding="utf-8") as f:
         yield from csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+
+
+def split_rows(rows, class_names, label_of, text_of, pretraining_text_of) -> dict:
+    """`{"train", "validation", "test", "unlabeled"}` of a bundled file's rows: a row
+    with a `split` is a labeled example of that split (`text_of(row)`, class
+    `label_of(row)`), and every row outside validation and test is pretraining text
+    (`pretraining_text_of(row)`)."""
+    splits = {"train": ([], []), "validation": ([], []), "test": ([], [])}
+    unlabeled = []
+    for row in rows:
+        split = row["split"]
+        if split:
+            texts, labels = splits[split]
+            texts.append(text_of(row))
+            labels.append(label_of(row))
+        if split not in ("validation", "test"):
+            unlabeled.append(pretraining_text_of(row))
+    parts = {name: LabeledTexts(texts, np.asarray(labels, "int32"), tuple(class_names))
+             for name, (texts, labels) in splits.items()}
+    return {**parts, "unlabeled": unlabeled}

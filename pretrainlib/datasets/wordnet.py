@@ -7,7 +7,11 @@ import functools
 
 import numpy as np
 
-from pretrainlib.datasets.texts import LabeledTexts, TextClassificationTask, bundled_rows
+from pretrainlib.datasets.texts import (
+    TextClassificationTask,
+    bundled_rows,
+    split_rows,
+)
 
 SUPERSENSES = ("animal", "artifact", "food", "location", "person", "plant")
 _DATA_FILE = "wordnet_glosses.tsv.gz"
@@ -67,22 +71,10 @@ def _pretraining_text(row) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _load() -> WordNetSupersenses:
-    splits = {"train": ([], []), "validation": ([], []), "test": ([], [])}
-    unlabeled = []
     label_of = {f"noun.{name}": i for i, name in enumerate(SUPERSENSES)}
-    for row in _rows():
-        split = row["split"]
-        if split:
-            texts, labels = splits[split]
-            texts.append(row["definition"])
-            labels.append(label_of[row["lexname"]])
-        if split not in ("validation", "test"):
-            unlabeled.append(_pretraining_text(row))
-    parts = {
-        name: LabeledTexts(texts, np.asarray(labels, "int32"), SUPERSENSES)
-        for name, (texts, labels) in splits.items()
-    }
-    return WordNetSupersenses(unlabeled=unlabeled, **parts)
+    return WordNetSupersenses(**split_rows(
+        _rows(), SUPERSENSES, lambda row: label_of[row["lexname"]],
+        lambda row: row["definition"], _pretraining_text))
 
 
 @dataclasses.dataclass(frozen=True)
