@@ -121,11 +121,7 @@ class Generator:
             >>> scores["tokens"].tolist(), bool(scores["log_likelihood"][0] < 0)
             ([2], True)
         """
-        prompts = validation.string_list("prompts", prompts)
-        targets = validation.string_list("targets", targets)
-        if len(prompts) != len(targets):
-            raise ValueError(f"`prompts` has {len(prompts)} texts but `targets` has "
-                             f"{len(targets)}; give one target per prompt.")
+        prompts, targets = validation.text_pairs(prompts, targets)
         validation.positive_int("batch_size", batch_size)
         encoded = self.encode(prompts)
         ends = self._default_stops()[:1]
