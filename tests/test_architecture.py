@@ -22,7 +22,9 @@ ALLOWED = {
     "compress": {"evaluation", "freezing"},  # adapters stay in float; measure evaluates
     "evaluation": {"backbones"},  # the probes read pooled features as objectives do
     "distribute": set(),
-    "tune": {"freezing", "training"},  # copies of a compiled model, trained with its settings
+    # copies of a compiled model, trained with its settings; a policy comparison scores
+    # each chosen model with the Evaluator
+    "tune": {"evaluation", "freezing", "training"},
     "training": {"backbones"},  # reads a backbone's inputs to check data against them
     "pretrainer": {"objectives", "training"},
     "semi": {"data", "training"},

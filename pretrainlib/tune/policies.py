@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from pretrainlib.evaluation import Evaluator
 from pretrainlib.freezing.peft import Transform
 from pretrainlib.freezing.policy import FreezePolicy
 from pretrainlib.training.inputs import as_dataset
@@ -163,8 +164,6 @@ def compare_policies(model: keras.Model, x=None, y=None, *, validation_data=None
     test_data = _test_dataset(model, test_data, batch_size)
     rates = {name: _rates(name, policy, learning_rate) for name, policy in named.items()}
     if evaluator is None:
-        from pretrainlib.evaluation import Evaluator
-
         evaluator = Evaluator(["accuracy", "macro_f1"])
     results, models = [], {}
     for name, policy in named.items():
