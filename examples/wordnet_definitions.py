@@ -28,7 +28,6 @@ perplexity against the real glosses.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import sys
@@ -38,6 +37,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import wordnet_demo as demo  # noqa: E402
+from wordnet_demo import log  # noqa: E402
 
 import pretrainlib as pl  # noqa: E402
 
@@ -50,10 +53,6 @@ DECODINGS = {
                                            repetition_penalty=1.3),
 }
 METRICS = (*TEXT_METRICS, "perplexity")
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def make_decoder(tokenizer, args) -> pl.backbones.TextEncoder:
@@ -254,21 +253,11 @@ def table(summary: dict, args) -> str:
 
 
 def write_results(args, results: dict, shown: list, start: float) -> dict:
-    summary = summarize(results)
-    payload = {"config": vars(args), "summary": summary, "runs": results, "examples": shown,
-               "wall_seconds": time.time() - start}
-    path = pathlib.Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2))
-    print()
-    print(table(summary, args))
-    print()
-    for row in shown:
-        print(f"{row['term']}: {row['reference']}")
-        for name in results:
-            print(f"    {name}: {row.get(name, '')}")
-    print(f"\nWall time {payload['wall_seconds'] / 60:.1f} min. Results written to {path}")
-    return payload
+    """The demo's JSON and table, with the example definitions printed under it."""
+    footer = "".join(f"\n{row['term']}: {row['reference']}" + "".join(
+        f"\n    {name}: {row.get(name, '')}" for name in results) for row in shown)
+    return demo.write_results(args, results, start, table, summarize=summarize,
+                              footer=footer, examples=shown)
 
 
 def parse_args(argv=None):

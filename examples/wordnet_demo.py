@@ -215,10 +215,12 @@ def plot_report(report, history, out: str) -> None:
         log(f"  report figure (confusion matrix, per class, learning curves): {path}")
 
 
-def write_results(args, results: dict, start: float, table, **extra) -> dict:
-    """Summarizes `results`, writes them with the config to `args.out` as JSON, and
-    prints `table(summary, args)` and the wall time."""
-    summary = summarize(results)
+def write_results(args, results: dict, start: float, table, summarize=None, footer: str = "",
+                  **extra) -> dict:
+    """Summarizes `results` (by `summarize`, default this demo's), writes them with the
+    config to `args.out` as JSON, and prints `table(summary, args)`, `footer` and the
+    wall time."""
+    summary = (summarize or globals()["summarize"])(results)
     payload = {"config": vars(args), "summary": summary, "runs": results, **extra,
                "wall_seconds": time.time() - start}
     path = pathlib.Path(args.out)
@@ -226,6 +228,8 @@ def write_results(args, results: dict, start: float, table, **extra) -> dict:
     path.write_text(json.dumps(payload, indent=2))
     print()
     print(table(summary, args))
+    if footer:
+        print(footer)
     print(f"\nWall time {payload['wall_seconds'] / 60:.1f} min. Results written to {path}")
     return payload
 
