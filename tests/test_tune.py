@@ -187,6 +187,14 @@ def test_bad_policy_comparisons_fail_before_any_trial(fine_tuner, labeled_texts)
     with pytest.raises(ValueError, match="`test_data` is required"):
         pl.tune.compare_policies(fine_tuner, x, y, validation_data=(x, y),
                                  policies=[pl.freezing.BitFit()])
+    with pytest.raises(ValueError, match="`test_data` must be a tf.data.Dataset"):
+        pl.tune.compare_policies(fine_tuner, x, y, validation_data=(x, y), test_data=[x, y],
+                                 policies=[pl.freezing.BitFit()])
+    adapted = pl.FineTuner(pl.backbones.clone(fine_tuner.backbone), pl.heads.Classifier(6),
+                           adapters=pl.freezing.BitFit(), preprocessor=fine_tuner.preprocessor)
+    adapted.compile()
+    with pytest.raises(ValueError, match="already has `adapters`"):
+        pl.tune.search(adapted, x, y, validation_data=(x, y), policy=[pl.freezing.LoRA(2)])
     with pytest.raises(ValueError, match="must be a pl.FineTuner"):
         pl.tune.compare_policies(keras.Sequential([keras.layers.Dense(2)]), x, y, **data,
                                  policies=[pl.freezing.BitFit()])
