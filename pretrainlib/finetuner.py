@@ -5,14 +5,20 @@ from __future__ import annotations
 import warnings
 
 import keras
+import tensorflow as tf
 
 from pretrainlib import formatting, keras_compat, validation
 from pretrainlib.backbones.layer_groups import layer_groups
-from pretrainlib.backbones.outputs import call_inputs
+from pretrainlib.backbones.outputs import call_inputs, check_causal_lm
 from pretrainlib.data.image_preprocessor import check_pixels
 from pretrainlib.freezing import adapter_file, trainable
 from pretrainlib.freezing.builtins import FreezeThenUnfreeze, FullFineTune
-from pretrainlib.freezing.callback import PolicyCallback, apply_stage, variables_ever_trained
+from pretrainlib.freezing.callback import (
+    PolicyCallback,
+    apply_stage,
+    stages_training_nothing,
+    variables_ever_trained,
+)
 from pretrainlib.freezing.peft import Transform
 from pretrainlib.freezing.policy import FreezePolicy
 from pretrainlib.heads.logits import LogitsDefaults
@@ -123,8 +129,6 @@ class FineTuner(LearnsFromPool, TrainingCore, keras.Model):
                                "a pl.semi method (e.g. pl.semi.PseudoLabel())")
         if isinstance(policy, Transform):  # shorthand: the transform, trained throughout
             policy, adapters = FullFineTune(), policy
-        if policy is None:
-            policy = FullFineTune() if adapters is not None else FreezeThenUnfreeze()
         if preprocessor is not None:
             preprocessor.check_backbone(backbone)
         adapted = trainable.adapt(backbone, layer_groups(backbone, groups), adapters,
@@ -133,10 +137,16 @@ class FineTuner(LearnsFromPool, TrainingCore, keras.Model):
             raise ValueError(
                 f"The backbone has a layer group named 'head', the name of the task head's "
                 f"group. Rename it. Groups: {list(adapted.groups)}")
+        if hasattr(head, "bind"):  # reads through the backbone's token embedding
+            check_causal_lm(backbone, type(head).__name__)
+            head.bind(backbone.token_embedding)
         # === Functional Model ===
         inputs, call = call_inputs(backbone, pairs=bool(pairs))
         features = adapted.network(call)
         super().__init__(inputs=inputs, outputs=head(features), **kwargs)
+        if policy is None:  # a head-only stage would train nothing for a weightless head
+            policy = (FullFineTune() if adapters is not None or not head.weights
+                      else FreezeThenUnfreeze())
         self.backbone, self.head, self.policy, self.adapters = backbone, head, policy, adapters
         self.preprocessor = preprocessor
         self.semi_supervised = semi_supervised
@@ -155,6 +165,15 @@ class FineTuner(LearnsFromPool, TrainingCore, keras.Model):
             self.class_names = {name: list(names) for name, names in class_names.items()}
         elif class_names is not None:
             self._adopt_class_names("class_names", list(class_names))
+        idle = stages_training_nothing(policy, self.layer_groups, candidates)
+        if idle:
+            raise ValueError(
+                f"{policy!r} trains nothing in stage {idle[0]}: the groups it trains "
+                "there have no weights that may train"
+                + (f" ({type(head).__name__} owns none: it reuses the backbone's token "
+                   "embedding)" if not head.weights else "")
+                + ". Pick a policy that trains the backbone in every stage, e.g. "
+                "FullFineTune(), LayerwiseLRDecay(...), or adapters=LoRA(8).")
         apply_stage(policy, current_stage or 0, self.layer_groups, candidates)
 
     @property
@@ -207,12 +226,57 @@ class FineTuner(LearnsFromPool, TrainingCore, keras.Model):
         """
         validation.one_of("cache_features", cache_features, ("auto", True, False))
         self._cache = cache_features
+        if unlabeled is not None and self._rows_transform is not None:
+            raise ValueError(
+                f"`unlabeled` is for classification heads; {type(self.head).__name__} "
+                "learns from rows of text directly: pass them as `x`.")
         if unlabeled is None:
             return super().fit(x, y, *args, **kwargs)
         with self._reading_pool(unlabeled, cache_features):
             return super().fit(x, y, *args, **kwargs)
 
+    # === Rows for a head that makes its own targets (next tokens) ===
+    @property
+    def _rows_transform(self):
+        """The head's `transform` from rows of tokens to (inputs, targets, weights),
+        for a head that has one (`pl.heads.CausalLMHead`); else None."""
+        return getattr(self.head, "transform", None)
+
+    @property
+    def _reads_one_stream(self) -> bool:
+        # A head's transform runs on the run's one stream, as an objective's does.
+        return self._rows_transform is not None or super()._reads_one_stream
+
+    def _stream_view(self, stream, first_batch, step=1):
+        stream = super()._stream_view(stream, first_batch, step)
+        return self._as_targets(stream)
+
+    def _evaluation_view(self, dataset):
+        return self._as_targets(super()._evaluation_view(dataset))
+
+    def _as_targets(self, dataset):
+        if dataset is None or self._rows_transform is None:
+            return dataset
+        transform = self._rows_transform  # labels, if any, are not read
+        return dataset.map(lambda rows, *labels: transform(rows),
+                           num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _check_rows(self, name, dataset):
+        """Rows of tokens, checked before the head's transform reads them."""
+        spec = dataset.element_spec
+        rows = spec[0] if isinstance(spec, tuple) else spec
+        if not isinstance(rows, dict) or not {"token_ids", "padding_mask"} <= set(rows):
+            given = sorted(rows) if isinstance(rows, dict) else rows
+            raise ValueError(
+                f"`{name}` must yield rows of tokens for {type(self.head).__name__}: dicts "
+                "with 'token_ids' and 'padding_mask' (pl.data.prompt_dataset(prompts, "
+                "targets, tok) or pl.data.text_dataset(texts, tok, pack=True)). "
+                f"Received: {given}")
+        return self._as_targets(dataset)
+
     def _check_data(self, name, dataset, steps, steps_name):
+        if self._rows_transform is not None:
+            dataset = self._check_rows(name, dataset)
         if isinstance(self.head, Heads):
             self._check_task_labels(name, dataset, steps, steps_name)
         else:

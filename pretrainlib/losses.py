@@ -58,3 +58,29 @@ class MaskedTokenCrossentropy(GlobalWeightedMean, keras.losses.SparseCategorical
         kwargs.setdefault("from_logits", True)
         kwargs["reduction"] = "mean_with_sample_weight"
         super().__init__(name=name, **kwargs)
+
+
+def next_token_targets(batch):
+    """`(inputs, targets, weights)` for next-token prediction from rows of tokens.
+
+    Inputs are tokens `0..n-2`, targets tokens `1..n-1`; a target weighs 1 where it
+    is a real token (any nonzero `padding_mask`: packed rows number their
+    documents there) or, for rows of (prompt, target) pairs
+    (`pl.data.prompt_dataset`), where its `target_mask` is set, so the prompt is
+    never a target. Labels in a `(rows, labels)` pair are ignored.
+
+    Examples:
+        >>> import numpy as np
+        >>> from pretrainlib.losses import next_token_targets
+        >>> row = {"token_ids": np.array([[2, 7, 8, 3]]), "padding_mask": np.ones((1, 4)),
+        ...        "target_mask": np.array([[0, 0, 1, 1]])}
+        >>> inputs, targets, weights = next_token_targets(row)
+        >>> np.asarray(targets).tolist(), np.asarray(weights).tolist()
+        ([[7, 8, 3]], [[0.0, 1.0, 1.0]])
+    """
+    if isinstance(batch, tuple):  # labeled data: the labels are not used
+        batch = batch[0]
+    inputs = {"token_ids": batch["token_ids"][:, :-1],
+              "padding_mask": batch["padding_mask"][:, :-1]}
+    weights = batch.get("target_mask", batch["padding_mask"])[:, 1:]
+    return inputs, batch["token_ids"][:, 1:], tf.cast(weights > 0, "float32")

@@ -80,7 +80,7 @@ def sample_inputs(model, data):
     """A batch of what `model.predict_on_batch` takes, for comparing outputs."""
     data = data["x"] if isinstance(data, dict) else data  # fit's arguments
     batch = next(iter(data))
-    if isinstance(model, pl.Pretrainer):
+    if isinstance(model, pl.Pretrainer) or not isinstance(batch, tuple):  # rows of tokens
         return next(iter(model._evaluation_view(data.take(1))))[0]
     return batch[0]
 
@@ -304,6 +304,14 @@ def _cloze_classifier():
                                 sequence_length=16, shuffle=False)
     return fine_tuner(encoder, pl.heads.ClozeClassifier.from_masked_lm(masked_lm, prompt),
                       data, policy=pl.freezing.FullFineTune())
+
+
+@register("head", "CausalLMHead")
+def _causal_lm_head():  # owns no weights: reads through the backbone's token embedding
+    data = pl.data.prompt_dataset([t[:6] for t in texts()], [t[6:12] for t in texts()],
+                                  tokenizer(),
+                                  batch_size=16, sequence_length=16, shuffle=False)
+    return fine_tuner(text_encoder(causal=True), pl.heads.CausalLMHead(), data=data)
 
 
 @register("head", "Heads")

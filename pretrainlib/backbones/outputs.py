@@ -136,6 +136,22 @@ def token_inputs(backbone: keras.Model, objective: str, example: str) -> dict:
     return inputs
 
 
+def check_causal_lm(backbone: keras.Model, who: str, tied: bool = True) -> None:
+    """Raises unless `backbone` can learn next-token prediction: it takes `token_ids`,
+    attends causally and (with `tied` output weights) has a `token_embedding`."""
+    token_inputs(backbone, who, "pl.backbones.TextEncoder(..., causal=True)")
+    if not is_causal(backbone):
+        raise ValueError(
+            f"{who} needs causal self-attention, or every position would see the "
+            "token it must predict: a KerasHub decoder (e.g. GPT2Backbone) or "
+            "pl.backbones.TextEncoder(..., causal=True). Received: "
+            f"{backbone.name!r} ({type(backbone).__name__}) without causal attention.")
+    if tied and getattr(backbone, "token_embedding", None) is None:
+        raise ValueError(
+            f"{who} ties its output layer to `token_embedding`; {backbone.name!r} has "
+            "none." + (" Pass `tie_weights=False`." if who == "CausalLM" else ""))
+
+
 def single_input(backbone: keras.Model, objective: str):
     """The backbone's one input tensor; raises if it takes a dict (e.g. token ids)."""
     inputs = model_input(backbone)

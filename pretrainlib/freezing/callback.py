@@ -89,6 +89,18 @@ def variables_ever_trained(policy, groups: dict, candidates: frozenset[int]) -> 
     return [v for layers in groups.values() for v in group_variables(layers) if id(v) in chosen]
 
 
+def stages_training_nothing(policy, groups: dict, candidates: frozenset[int]) -> list[int]:
+    """The stages of `policy` in which no variable would train (e.g. a head-only stage
+    with a head that owns no weights): worth an error before any step."""
+    idle = []
+    for stage in range(policy.num_stages(list(groups))):
+        plans = policy.plan(stage, groups)
+        if not any(training_variables(plans[name], layers, candidates)
+                   for name, layers in groups.items()):
+            idle.append(stage)
+    return idle
+
+
 class PolicyCallback(keras.callbacks.Callback):
     """Sets `trainable` and learning-rate multipliers at each stage boundary.
 

@@ -44,6 +44,10 @@ class Transform:
         ['beta', 'bias', 'gamma', 'kernel']
     """
 
+    # Whether `apply` changes the backbone's own layers (so the backbone alone computes
+    # what the adapted model does) rather than building a new network around them.
+    in_place = True
+
     def apply(self, backbone: keras.Model, groups: dict) -> tuple[keras.Model, dict]:
         return backbone, groups
 
@@ -280,6 +284,8 @@ class Adapters(Transform):
                 f"Received: targets={targets!r}"
             )
         self.targets = None if targets is None else tuple(targets)
+
+    in_place = False  # a new network, with adapter layers between the backbone's
 
     def apply(self, backbone, groups):
         if self.targets is None:

@@ -33,7 +33,9 @@ class Generator:
     the length).
 
     Args:
-        backbone: a causal backbone.
+        backbone: a causal backbone, or a model holding one as `backbone`: a
+            FineTuner fine-tuned with `pl.heads.CausalLMHead` (its LoRA updates
+            included), a CausalLM Pretrainer, a KerasHub causal LM.
         tokenizer: this library's `pl.text.WordPieceTokenizer`, or a KerasHub tokenizer.
         jit_compile: compile the loop with XLA.
 
@@ -52,6 +54,7 @@ class Generator:
     """
 
     def __init__(self, backbone: keras.Model, tokenizer, jit_compile: bool = False):
+        backbone = _decoding_backbone(backbone)
         self.decoder = decoder_for(backbone)
         self.backbone = backbone
         self.tokenizer = tokenizer
@@ -368,6 +371,22 @@ class Generator:
             going, step, (tf.reduce_min(lengths), token_ids, cache, scores,
                           tf.zeros_like(lengths, "bool")))
         return tf.gather(token_ids, firsts[:, 0])  # top_k sorts: a prompt's first beam is best
+
+
+def _decoding_backbone(model: keras.Model) -> keras.Model:
+    """`model`, or the backbone inside a model that holds one (a FineTuner with
+    `pl.heads.CausalLMHead`, a CausalLM Pretrainer, a KerasHub causal LM task)."""
+    inner = getattr(model, "backbone", None)
+    if not isinstance(inner, keras.Model):
+        return model
+    adapters = getattr(model, "adapters", None)
+    if adapters is not None and not getattr(adapters, "in_place", True):
+        raise ValueError(
+            f"{type(model).__name__} runs its backbone through {adapters!r}, which adds "
+            "layers the decoder cannot run step by step. Fine-tune with "
+            "adapters=pl.freezing.LoRA(...) (merged into the backbone's layers) to "
+            "generate.")
+    return inner
 
 
 def _write(token_ids, index, chosen):

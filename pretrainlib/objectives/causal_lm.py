@@ -5,16 +5,10 @@ from __future__ import annotations
 import keras
 import keras_hub
 import numpy as np
-import tensorflow as tf
 
-from pretrainlib.backbones.outputs import (
-    call_inputs,
-    is_causal,
-    sequence_features,
-    token_inputs,
-)
+from pretrainlib.backbones.outputs import call_inputs, check_causal_lm, sequence_features
 from pretrainlib.objectives.objective import Objective
-from pretrainlib.losses import MaskedTokenCrossentropy
+from pretrainlib.losses import MaskedTokenCrossentropy, next_token_targets
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -58,30 +52,11 @@ class CausalLM(Objective):
         self.tie_weights = bool(tie_weights)
 
     def validate_backbone(self, backbone: keras.Model) -> None:
-        token_inputs(backbone, "CausalLM", "pl.backbones.TextEncoder(..., causal=True)")
-        if not is_causal(backbone):
-            raise ValueError(
-                "CausalLM needs causal self-attention, or every position would see the "
-                "token it must predict: a KerasHub decoder (e.g. GPT2Backbone) or "
-                "pl.backbones.TextEncoder(..., causal=True). Received: "
-                f"{backbone.name!r} ({type(backbone).__name__}) without causal attention."
-            )
-        if getattr(backbone, "token_embedding", None) is None and self.tie_weights:
-            raise ValueError(
-                f"CausalLM ties its output layer to `token_embedding`; {backbone.name!r} has "
-                "none. Pass `tie_weights=False`."
-            )
+        check_causal_lm(backbone, "CausalLM", tied=self.tie_weights)
 
     # === Data ===
     def transform(self, batch):
-        if isinstance(batch, tuple):  # labeled data: the labels are not used
-            batch = batch[0]
-        inputs = {"token_ids": batch["token_ids"][:, :-1],
-                  "padding_mask": batch["padding_mask"][:, :-1]}
-        # Packed rows may number their documents in `padding_mask`: any nonzero is real.
-        # Rows of (prompt, target) pairs (`pl.data.prompt_dataset`) count the target only.
-        weights = batch.get("target_mask", batch["padding_mask"])[:, 1:]
-        return inputs, batch["token_ids"][:, 1:], tf.cast(weights > 0, "float32")
+        return next_token_targets(batch)
 
     # === Model ===
     def build(self, backbone: keras.Model):

@@ -35,17 +35,19 @@ class LearnsFromPool:
     semi_supervised: SemiSupervised | None = None
     _unlabeled = None  # during a `fit`: its unlabeled inputs, then its pool
 
+    @property
+    def _reads_one_stream(self) -> bool:  # each batch meets its unlabeled block
+        return self._unlabeled is not None
+
     @contextlib.contextmanager
     def _reading_pool(self, unlabeled, cache_features):
         """Inside: `fit` reads `unlabeled` too (checked here, before any step)."""
         self._unlabeled = self._unlabeled_inputs(unlabeled, cache_features)
-        self._reads_one_stream = True  # each batch meets its unlabeled block
         self.train_function = None  # traced with this call's pool and method
         try:
             yield
         finally:
             self._unlabeled = None
-            del self._reads_one_stream
             self.train_function = None
 
     def _method(self) -> SemiSupervised:
