@@ -23,7 +23,14 @@ Beside them, the same architecture from scratch with `--scratch-labels` labels
 per class (flip and shift augmentation on the labels), alone and with
 `pl.semi.Consistency` (FixMatch's weak and strong views) on the 18,000 unlabeled
 training images; epochs of `--steps-per-epoch` steps, the labels read round and
-round, for both arms.
+round, for both arms. With `--backbone` (a ConvNet pretrained on the same unlabeled
+images, e.g. by SimCLR: `fashion_mnist_transfer.py --save-backbone`), two more arms:
+a linear head on its frozen features, and the backbone fine-tuned with
+`pl.semi.Consistency` under `FreezeThenUnfreeze` (SimCLR then FixMatch, as SelfMatch
+does), each picking its rate from its own grid on validation:
+
+    python examples/semi_supervised_study.py --task images --seeds 3 \\
+        --backbone runs/simclr_backbone.keras --out docs/results/selfmatch_images.json
 
 Every arm is scored on the test split; the table gives mean ± std over seeds and
 the per-seed gain of each semi-supervised arm over the recipe.
@@ -160,11 +167,18 @@ class ImageTask:
         self.test = pl.data.image_dataset(test.images, test.labels, batch_size=256,
                                           shuffle=False)
         self.pool = self.fm.unlabeled[:args.pool]
+        # A backbone pretrained on the unlabeled images (e.g. SimCLR, saved by
+        # fashion_mnist_transfer.py --save-backbone): SelfMatch's recipe.
+        self.backbone = (keras.saving.load_model(args.backbone) if args.backbone
+                         else None)
 
     def arms(self):
         a = self.args
-        return {"recipe": None,
-                "+ consistency": pl.semi.Consistency(threshold=a.threshold, ratio=a.ratio)}
+        consistency = pl.semi.Consistency(threshold=a.threshold, ratio=a.ratio)
+        arms = {"recipe": None, "+ consistency": consistency}
+        if self.backbone is not None:
+            arms.update({"pretrained, frozen": None, "pretrained + consistency": consistency})
+        return arms
 
     def run(self, labels, seed):
         args, fm = self.args, self.fm
@@ -173,16 +187,29 @@ class ImageTask:
                    keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant")]
         train = pl.data.image_dataset(part.images, part.labels, batch_size=args.batch,
                                       seed=seed, augment=augment)
+        # A linear head on frozen features reads them unaugmented: computed once, cached.
+        plain = pl.data.image_dataset(part.images, part.labels, batch_size=args.batch,
+                                      seed=seed)
         val = pl.data.image_dataset(fm.validation.images, fm.validation.labels,
                                     batch_size=256, shuffle=False)
         out = {}
         for arm, method in self.arms().items():
-            build = lambda m=method: pl.FineTuner(  # noqa: E731
-                pl.backbones.ConvNet(widths=tuple(args.widths)), pl.heads.Classifier(10),
-                policy=pl.freezing.FullFineTune(), semi_supervised=m)
+            pretrained = arm.startswith("pretrained")
+            frozen = arm == "pretrained, frozen"
+            build = lambda m=method, pretrained=pretrained, frozen=frozen: pl.FineTuner(  # noqa: E731
+                pl.backbones.clone(self.backbone) if pretrained
+                else pl.backbones.ConvNet(widths=tuple(args.widths)),
+                pl.heads.Classifier(10, dropout=0.0 if frozen else 0.1),
+                policy=(pl.freezing.FeatureExtraction() if frozen
+                        else pl.freezing.FreezeThenUnfreeze(args.freeze_epochs) if pretrained
+                        else pl.freezing.FullFineTune()),
+                semi_supervised=m)
             extra = {} if method is None else {"unlabeled": self.pool}
-            out[arm] = scored(build, train, val, self.test, args, seed,
-                              steps_per_epoch=args.steps_per_epoch, **extra)
+            rates = (args.frozen_learning_rates if frozen
+                     else args.pretrained_learning_rates if pretrained
+                     else args.learning_rates)
+            out[arm] = scored(build, plain if frozen else train, val, self.test, args, seed,
+                              rates=rates, steps_per_epoch=args.steps_per_epoch, **extra)
         return out
 
     def reference(self, seed):
@@ -208,11 +235,13 @@ def verbalizer(tokenizer, class_names) -> list[str]:
     return words
 
 
-def scored(build, train, val, test, args, seed, model=False, **fit):
-    """The test scores of the best of `build`'s runs (and the model, with `model`)."""
+def scored(build, train, val, test, args, seed, model=False, rates=None, **fit):
+    """The test scores of the best of `build`'s runs, one per learning rate of `rates`
+    (default `--learning-rates`), and the model, with `model`."""
     keep = model
     start = time.time()
-    _, lr, model = demo.fine_tune(build, train, val, args, args.learning_rates, seed, **fit)
+    _, lr, model = demo.fine_tune(build, train, val, args, rates or args.learning_rates,
+                                  seed, **fit)
     report = pl.Evaluator(metrics=["accuracy", "macro_f1"]).evaluate(model, test)
     result = {**report.metrics, "learning_rate": lr, "seconds": time.time() - start,
               "epochs": len(model.history.epoch)}
@@ -285,6 +314,12 @@ def parse_args(argv=None):
     p.add_argument("--ratio", type=int, default=2)
     p.add_argument("--token-replacement", type=float, default=0.2)
     p.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128])
+    p.add_argument("--backbone",
+                   help="images: a pretrained backbone (.keras) for the pretrained arms")
+    p.add_argument("--pretrained-learning-rates", type=float, nargs="+", default=[3e-3, 1e-3],
+                   help="images: the pretrained + consistency arm's grid")
+    p.add_argument("--frozen-learning-rates", type=float, nargs="+", default=[1e-2, 3e-3],
+                   help="images: the frozen pretrained arm's grid")
     p.add_argument("--steps-per-epoch", type=int, default=50,
                    help="images: steps per epoch (the labels are read round and round)")
     p.add_argument("--arms", nargs="+", default=["recipe", "+ pseudo-label", "+ consistency",

@@ -61,8 +61,15 @@ def test_semi_supervised_study_runs_end_to_end(tmp_path, task):
     # The text run skips the pseudo-label and self-training arms (their steps are the
     # consistency arm's and the teacher's, tested in tests/test_semi.py): minutes of CI.
     arms = {"text": ["recipe", "+ consistency", "zero-shot prompt", "+ prompt"],
-            "images": ["recipe", "+ consistency"]}[task]
+            "images": ["recipe", "+ consistency", "pretrained, frozen",
+                       "pretrained + consistency"]}[task]
     chosen = ["--arms", *arms] if task == "text" else []
+    if task == "images":  # a pretrained backbone (random here) adds its arms
+        import pretrainlib as pl
+
+        pl.backbones.ConvNet(widths=(8, 16)).save(tmp_path / "backbone.keras")
+        chosen = ["--backbone", str(tmp_path / "backbone.keras"),
+                  "--pretrained-learning-rates", "3e-3", "--frozen-learning-rates", "1e-2"]
     run = run_example("semi_supervised_study.py", "--task", task, "--quick", "--out",
                       str(out), *chosen)
     result = json.loads(out.read_text())
