@@ -28,6 +28,10 @@ import pretrainlib as pl
 KINDS = ("objective", "policy", "transform", "backbone", "head", "semi")
 REGISTRY: dict[str, dict] = {kind: {} for kind in KINDS}
 OPTIMIZER = {"optimizer": "auto", "learning_rate": 1e-2}  # what every case compiles with
+# The kinds whose cases are also quantized, reloaded and exported: what a FineTuner
+# serves is its backbone, transform and head. A policy or a semi-supervised method acts
+# while training only; its case serves the same network as another case's.
+SERVED = ("transform", "backbone", "head")
 
 
 # Mirrored against one device: float32 rounding only. A backbone with BatchNorm gets

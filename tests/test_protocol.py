@@ -1,7 +1,8 @@
 """Every objective, policy, transform, backbone and head registered in tests/harness.py
 passes the same checks: it fits, its config round-trips, it reloads in a fresh process
-with safe_mode, quantized it reloads and exports (and, in test_protocol_mirrored.py, under MirroredStrategy on 2 logical
-CPUs it trains as one device)."""
+with safe_mode; quantized, every backbone, transform and head reloads and exports (and,
+in test_protocol_mirrored.py, under MirroredStrategy on 2 logical CPUs every case
+trains as one device)."""
 
 import json
 import os
@@ -61,11 +62,11 @@ def test_reloads_in_a_fresh_process_with_safe_mode(saved, case):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", [c for c in CASES if c.split("/")[0] != "objective"])
+@pytest.mark.parametrize("case", [c for c in CASES if c.split("/")[0] in harness.SERVED])
 def test_quantized_it_reloads_and_exports_with_the_same_outputs(saved, case):
-    """Every FineTuner case, quantized to int8, int4 or float8 (in turn), then saved to
+    """Every backbone, transform and head case, quantized to int8, int4 or float8 (in turn), then saved to
     .keras and exported: both read back in a fresh process give its outputs."""
-    quantized = ok(saved[0][case], case)  # objectives' cases are Pretrainers
+    quantized = ok(saved[0][case], case)
     assert quantized["mode"] in ("int8", "int4", "float8")
     assert quantized["quantized"] > 0, quantized  # at least the head's logits layer
     result = ok(saved[1][case], case)

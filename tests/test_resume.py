@@ -71,10 +71,9 @@ def killed_twice_and_resumed(tmp_path, model, tokenizer, *flags):
 def test_checkpoints_and_kills_change_nothing_a_run_learns(model, tokenizer, tmp_path):
     reference = tmp_path / "reference.npz"  # no Checkpoint callback at all
     assert train(reference, model=model, tokenizer=tokenizer) == 0
-    checkpointed = tmp_path / "checkpointed.npz"
-    assert train(checkpointed, "--checkpoint", tmp_path / "every-2", "--every", "2",
-                 model=model, tokenizer=tokenizer) == 0
-    assert difference(reference, checkpointed) <= 1e-6
+    # Checkpointed every 4 steps and killed twice: the writes and the resumes together
+    # change nothing (a run checkpointed without kills is the same run's uninterrupted
+    # stretches, so it needs no process of its own).
     resumed = killed_twice_and_resumed(tmp_path, model, tokenizer)
     assert difference(reference, resumed) <= 1e-6
     # The resumed call's history covers the epochs it ran, ending with the last one.

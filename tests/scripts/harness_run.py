@@ -67,7 +67,7 @@ def save(case, index):
              **arrays(model.predict_on_batch(inputs), "out_"))
     result = {"losses": [float(x) for x in losses], "moved": moved, "config": same_config,
               "index": index}
-    if isinstance(model, pl.FineTuner):  # quantized (a mode per case, in turn), exported
+    if case.split("/")[0] in harness.SERVED:  # quantized (a mode per case, in turn), exported
         mode = QUANTIZATION[index % len(QUANTIZATION)]
         if isinstance(model.adapters, pl.freezing.LoRA):  # quantized once merged
             model = pl.freezing.LoRA.merge(model)
@@ -89,7 +89,7 @@ def load(case, index):
     outputs = arrays(model.predict_on_batch(inputs), "out_")
     result = {"gap": max(float(np.abs(outputs[k] - saved[k]).max()) for k in outputs),
               "part": type(harness.part(case, model)).__name__}
-    if isinstance(model, pl.FineTuner):
+    if case.split("/")[0] in harness.SERVED:
         try:
             result.update(load_quantized(index, inputs))
         except Exception:  # noqa: BLE001 -- reported apart from the plain reload's result
