@@ -183,10 +183,8 @@ class ImageTask:
     def run(self, labels, seed):
         args, fm = self.args, self.fm
         part = fm.train.sample(labels, seed=seed)
-        augment = [keras.layers.RandomFlip("horizontal"),
-                   keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant")]
         train = pl.data.image_dataset(part.images, part.labels, batch_size=args.batch,
-                                      seed=seed, augment=augment)
+                                      seed=seed, augment=pl.data.flip_and_shift())
         # A linear head on frozen features reads them unaugmented: computed once, cached.
         plain = pl.data.image_dataset(part.images, part.labels, batch_size=args.batch,
                                       seed=seed)

@@ -97,6 +97,24 @@ def test_default_augmentation_fits_the_images_channels():
     assert out.shape == (4, 32, 32, 3)
 
 
+def test_flip_and_shift_is_the_consistency_weak_view_and_moves_images_within_its_shift():
+    from pretrainlib.semi.views import default_weak_layers
+
+    def configs(layers):
+        return [{k: v for k, v in layer.get_config().items() if k != "name"}
+                for layer in layers]
+
+    assert configs(pl.data.flip_and_shift()) == configs(default_weak_layers())
+    assert [type(x).__name__ for x in pl.data.flip_and_shift(0.0, flip=False)] == []
+    image = np.zeros((64, 16, 16, 1), "float32")
+    image[:, 6:10, 6:10] = 1.0  # a centred square
+    with randomness.batch_seed(tf.constant([0, 0], "int64")):
+        out = np.asarray(pl.data.image.augmented(tf.constant(image),
+                                                 pl.data.flip_and_shift(0.125)))
+    rows = [np.nonzero(o[..., 0].any(axis=1))[0] for o in out]
+    assert {int(r[0]) for r in rows} - {6} and all(4 <= r[0] <= 8 for r in rows)  # ±2 px
+
+
 def test_random_resized_crop_draws_crops_within_its_scale_and_resizes_in_inference():
     image = np.zeros((1, 40, 40, 1), "float32")
     image[0, :20] = 1.0  # top half white
@@ -193,6 +211,7 @@ def test_the_backbone_after_pretraining_is_the_online_one():
     (lambda: pl.data.RandomResizedCrop(28, 28, scale=(0.0, 1.0)), "scale"),
     (lambda: pl.data.RandomResizedCrop(28, 28, ratio=(0.0, 1.0)), "ratio"),
     (lambda: pl.data.contrastive_augmentation((28, 28)), "image_shape"),
+    (lambda: pl.data.flip_and_shift(shift=1.5), "shift"),
     (lambda: pl.objectives.SimCLR(augment=["flip"]), "augment"),
 ])
 def test_bad_arguments_name_themselves(build, fragment):

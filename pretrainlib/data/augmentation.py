@@ -1,5 +1,6 @@
-"""Augmentations for self-supervised image objectives: random resized crops and the
-SimCLR / BYOL view pipeline, as Keras layers that run inside tf.data."""
+"""Image augmentations as Keras layers that run inside tf.data: the light flip and
+shift that fine-tuning on few labels wants, random resized crops and the SimCLR /
+BYOL view pipeline."""
 
 from __future__ import annotations
 
@@ -104,6 +105,26 @@ def check_range(name: str, value, upper: float | None = None) -> tuple[float, fl
         raise ValueError(f"`{name}` must be a pair low <= high, both {within}. "
                          f"Received: {name}={value!r}")
     return low, high
+
+
+def flip_and_shift(shift: float = 0.125, flip: bool = True) -> list:
+    """The light augmentation for fine-tuning on few labeled images (FixMatch's weak
+    view): a random horizontal flip and a random shift of up to `shift` of the
+    height and width, the uncovered border filled with 0. Pass it as
+    `pl.data.image_dataset(..., augment=pl.data.flip_and_shift())`; it is also
+    `pl.semi.Consistency`'s default weak view. Leave `flip` off where mirrored
+    images mean something else (digits, text).
+
+    Examples:
+        >>> import pretrainlib as pl
+        >>> [type(layer).__name__ for layer in pl.data.flip_and_shift()]
+        ['RandomFlip', 'RandomTranslation']
+    """
+    shift = validation.unit_interval("shift", shift)
+    layers = [keras.layers.RandomFlip("horizontal")] if flip else []
+    if shift:
+        layers.append(keras.layers.RandomTranslation(shift, shift, fill_mode="constant"))
+    return layers
 
 
 def contrastive_augmentation(image_shape, crop_scale=(0.2, 1.0), flip: bool = True,

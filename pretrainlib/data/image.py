@@ -39,8 +39,9 @@ def image_dataset(
         images: array `[n, height, width]` or `[n, height, width, channels]`.
         labels: optional integer class ids, one per image (floats: regression targets).
         batch_size: images per batch.
-        augment: a Keras layer, or a list of them, e.g.
-            `[keras.layers.RandomFlip("horizontal"), keras.layers.RandomTranslation(0.1, 0.1)]`.
+        augment: a Keras layer, or a list of them, e.g. `pl.data.flip_and_shift()`
+            (a flip and a shift of up to 12.5 %: the default to fine-tune on few
+            labeled images with).
         shuffle: reshuffle every epoch.
         seed: seed for shuffling.
         preprocessor: how pixels 0-255 become the backbone's inputs (default: / 255).

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from pretrainlib import randomness
+from pretrainlib.data.augmentation import flip_and_shift
 from pretrainlib.data.image import augmented, check_augment
 
 
@@ -25,8 +26,7 @@ def layer_list(name: str, layers) -> list | None:
 
 def default_weak_layers() -> list:
     """FixMatch's weak augmentation: a horizontal flip and a shift of up to 12.5 %."""
-    return [keras.layers.RandomFlip("horizontal"),
-            keras.layers.RandomTranslation(0.125, 0.125, fill_mode="constant")]
+    return flip_and_shift(0.125)
 
 
 def default_strong_layers() -> list:
