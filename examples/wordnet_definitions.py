@@ -10,7 +10,10 @@ perplexity against the real glosses.
    (term, definition) pairs (`pl.data.prompt_dataset`: the loss counts the
    definition's tokens only), with early stopping on the validation pairs' loss.
 3. Trains the same architecture from scratch on the same pairs: its own best
-   learning rate of the same grid, the same budget and early stopping.
+   learning rate of the same grid, the same budget and early stopping. With
+   `--lora RANK`, the arm "pretrained + LoRA" fine-tunes the pretrained model through
+   a FineTuner with `pl.heads.CausalLMHead()` and `adapters=pl.freezing.LoRA(RANK)`:
+   only the low-rank updates train (`--arms` picks the arms that fine-tune).
 4. Baselines that retrieve instead of writing (with scikit-learn): the definition of
    the most similar training term by TF-IDF over character n-grams, among the
    fine-tuning pairs and among all 73,000 training nouns.
@@ -101,14 +104,17 @@ def pair_dataset(pairs, tokenizer, args, seed: int, shuffle: bool = True):
                                   shuffle=shuffle, seed=seed)
 
 
-def fine_tune(build, train, val, args, learning_rates, seed: int):
+def fine_tune(build, train, val, args, learning_rates, seed: int, lora: int | None = None):
     """`(validation loss, learning rate, backbone)`: one run per learning rate, the
-    best on the validation pairs' loss (the definitions' tokens only) kept."""
+    best on the validation pairs' loss (the definitions' tokens only) kept. With
+    `lora`, a FineTuner trains low-rank updates of that rank alone (the same loss)."""
     best = None
     for lr in learning_rates:
         keras.utils.set_random_seed(seed)
         decoder = build()
-        model = pl.Pretrainer(decoder, pl.objectives.CausalLM(), seed=seed)
+        model = (pl.Pretrainer(decoder, pl.objectives.CausalLM(), seed=seed) if lora is None
+                 else pl.FineTuner(decoder, pl.heads.CausalLMHead(),
+                                   adapters=pl.freezing.LoRA(lora)))
         model.compile(learning_rate=lr)
         stop = keras.callbacks.EarlyStopping("val_loss", patience=args.patience,
                                              restore_best_weights=True)
@@ -170,7 +176,7 @@ def run(args) -> dict:
     # Written definitions: BLEU, ROUGE-L; the real ones' perplexity given the prompt.
     evaluator = pl.Evaluator(list(METRICS), bootstrap=args.bootstrap, seed=0)
     retrieval = pl.Evaluator(list(TEXT_METRICS), bootstrap=args.bootstrap, seed=0)
-    results = {name: [] for name in ("pretrained", "scratch", "nearest term (fine-tuning pairs)",
+    results = {name: [] for name in (*args.arms, "nearest term (fine-tuning pairs)",
                                      "nearest term (all training nouns)")}
     examples, pretrained, pretrain_seconds = {}, None, 0.0
     for seed in range(args.seeds):
@@ -185,13 +191,18 @@ def run(args) -> dict:
             f"scoring {len(test)} held-out nouns")
         train_data = pair_dataset(train, tokenizer, args, seed)
         val_data = pair_dataset(val, tokenizer, args, seed, shuffle=False)
-        arms = {"pretrained": (lambda: pl.backbones.clone(pretrained), args.learning_rates),
-                "scratch": (lambda: make_decoder(tokenizer, args), args.scratch_learning_rates)}
-        for name, (build, learning_rates) in arms.items():
+        arms = {"pretrained": (lambda: pl.backbones.clone(pretrained), args.learning_rates,
+                               None),
+                "scratch": (lambda: make_decoder(tokenizer, args), args.scratch_learning_rates,
+                            None),
+                "pretrained + LoRA": (lambda: pl.backbones.clone(pretrained),
+                                      args.lora_learning_rates, args.lora)}
+        for name in args.arms:
+            build, learning_rates, lora = arms[name]
             log(f"fine-tuning the {name} model")
             t = time.time()
             val_loss, lr, decoder = fine_tune(build, train_data, val_data, args, learning_rates,
-                                              seed)
+                                              seed, lora=lora)
             fit_seconds = time.time() - t
             decoding, by_decoding = choose_decoding(decoder, tokenizer, val, args)
             t = time.time()
@@ -204,7 +215,7 @@ def run(args) -> dict:
                    "decoding": decoding, "validation_rouge_l_by_decoding": by_decoding,
                    "fit_seconds": fit_seconds, "generate_seconds": generate_seconds,
                    "empty_definitions": sum(not text for text in written)}
-            if name == "pretrained":
+            if name.startswith("pretrained"):
                 run["pretrain_seconds"] = pretrain_seconds
             results[name].append(run)
             log(f"  {name}: BLEU {run['bleu']['value']:.2f}, ROUGE-L "
@@ -280,6 +291,12 @@ def parse_args(argv=None):
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--learning-rates", type=float, nargs="+", default=[3e-4, 1e-4])
     p.add_argument("--scratch-learning-rates", type=float, nargs="+", default=[1e-2, 3e-3])
+    p.add_argument("--lora", type=int, default=None,
+                   help="add the arm 'pretrained + LoRA' with low-rank updates of this rank")
+    p.add_argument("--lora-learning-rates", type=float, nargs="+", default=[3e-3, 1e-3])
+    p.add_argument("--arms", nargs="+", default=None,
+                   help="the arms that fine-tune (default: pretrained, scratch and, with "
+                        "--lora, pretrained + LoRA)")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--gen-batch", type=int, default=250)
     p.add_argument("--bootstrap", type=int, default=1000)
@@ -288,10 +305,17 @@ def parse_args(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="a tiny budget that checks the pipeline end to end (for tests)")
     args = p.parse_args(argv)
+    if args.arms is None:
+        args.arms = ["pretrained", "scratch"] + (["pretrained + LoRA"] if args.lora else [])
+    unknown = set(args.arms) - {"pretrained", "scratch", "pretrained + LoRA"}
+    if unknown:
+        p.error(f"--arms: unknown arms {sorted(unknown)}")
+    if "pretrained + LoRA" in args.arms and not args.lora:
+        p.error("the arm 'pretrained + LoRA' needs --lora RANK")
     if args.quick:
         args.vocab, args.hidden, args.layers, args.pretrain_epochs = 1000, 32, 1, 0.02
         args.pairs, args.val_pairs, args.test_pairs, args.epochs = 200, 50, 40, 2
-        args.learning_rates = args.scratch_learning_rates = [1e-3]
+        args.learning_rates = args.scratch_learning_rates = args.lora_learning_rates = [1e-3]
         args.max_new_tokens, args.bootstrap, args.show = 12, 50, 2
     return args
 

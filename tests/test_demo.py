@@ -61,10 +61,10 @@ def test_label_efficiency_study_writes_table_plot_and_json(tmp_path):
 @pytest.mark.slow
 def test_definition_writing_example_runs_end_to_end(tmp_path):
     out = tmp_path / "definitions.json"
-    run = run_example("wordnet_definitions.py", "--quick", "--out", str(out))
+    run = run_example("wordnet_definitions.py", "--quick", "--lora", "4", "--out", str(out))
     assert "sentence BLEU" in run.stdout and str(out) in run.stdout
     payload = json.loads(out.read_text())
-    for arm in ("pretrained", "scratch"):
+    for arm in ("pretrained", "scratch", "pretrained + LoRA"):
         metrics = payload["summary"][arm]
         assert 0 <= metrics["bleu"]["mean"] <= 100 and 0 <= metrics["rouge_l"]["mean"] <= 1
         assert metrics["perplexity"]["mean"] >= 1
