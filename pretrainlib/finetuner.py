@@ -52,14 +52,17 @@ class FineTuner(LearnsFromPool, TrainingCore, keras.Model):
 
     Args:
         backbone: a Keras model (e.g. a pretrained `pl.backbones.TextEncoder`).
-        head: a `pl.heads` head (e.g. `pl.heads.Classifier(num_classes=4)`), or a
+        head: a `pl.heads` head (e.g. `pl.heads.Classifier(num_classes=4)`;
+            `pl.heads.CausalLMHead()` fine-tunes a causal backbone to write, on rows
+            of tokens such as `pl.data.prompt_dataset`'s), or a
             dict of them by name for several tasks on one backbone (see
             `pl.heads.Heads`: labels as a dict by the same names, a loss and a report
             per head).
         policy: when each layer group trains: a `pl.freezing.FreezePolicy`; default
             `FreezeThenUnfreeze(freeze_epochs=1)`, or `FullFineTune()` with
-            `adapters`. A transform given here means `adapters=` it with
-            `FullFineTune()`.
+            `adapters` or a head that owns no weights (`pl.heads.CausalLMHead`). A
+            transform given here means `adapters=` it with `FullFineTune()`. A
+            policy with a stage in which nothing would train is refused.
         adapters: what can train, a `pl.freezing.Transform`: `LoRA(8)`,
             `Adapters(16)` or `BitFit()`; composes with any policy.
         preprocessor: raw inputs to the backbone's inputs (e.g.
