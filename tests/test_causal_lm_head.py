@@ -156,3 +156,31 @@ def test_bad_data_and_calls_name_the_argument():
     adapted = fine_tuner(adapters=pl.freezing.Adapters(4))
     with pytest.raises(ValueError, match="adds layers the decoder cannot run"):
         pl.generation.Generator(adapted, tokenizer())
+
+
+class Crash(keras.callbacks.Callback):
+    """Raises after `step` batches: a run that dies mid-epoch."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.seen = step, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seen += 1
+        if self.seen == self.step:
+            raise RuntimeError("crash")
+
+
+def test_a_run_that_dies_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
+    reference = fine_tuner(adapters=pl.freezing.LoRA(4))
+    reference.fit(rows(), epochs=2, verbose=0)
+    crashed = fine_tuner(adapters=pl.freezing.LoRA(4))
+    with pytest.raises(RuntimeError, match="crash"):  # 4 batches per epoch: dies in the 2nd
+        crashed.fit(rows(), epochs=2, verbose=0,
+                    callbacks=[pl.training.Checkpoint(tmp_path, every_steps=2), Crash(7)])
+    resumed = fine_tuner(adapters=pl.freezing.LoRA(4))
+    history = resumed.fit(rows(), epochs=2, verbose=0,
+                          callbacks=[pl.training.Checkpoint(tmp_path, every_steps=2)])
+    assert history.epoch[-1] == 1 and int(resumed.optimizer.iterations) == 8
+    for a, b in zip(reference.weights, resumed.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)

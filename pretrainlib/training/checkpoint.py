@@ -22,6 +22,7 @@ from pretrainlib import keras_compat, validation
 
 _FORMAT = 1
 _WEIGHTS = "model.weights.h5"  # model and optimizer (slots and step counter)
+_LORA = "lora.npz"  # the weights of LoRA-enabled layers, as they are (see `lora_weights`)
 _SEEDS = "seeds.npz"  # random layers' seed states: Keras's weights files leave them out
 _STATE = "state.json"
 
@@ -107,6 +108,10 @@ class Checkpoint(keras.callbacks.Callback):
         with np.load(path / _SEEDS) as seeds:
             for i, variable in enumerate(seed_states(model)):
                 variable.assign(seeds[f"state_{i}"])
+        if (path / _LORA).exists():
+            with np.load(path / _LORA) as saved:
+                for i, variable in enumerate(lora_weights(model)):
+                    variable.assign(saved[f"weight_{i}"])
         return state
 
     # === Writing ===
@@ -176,6 +181,8 @@ class Checkpoint(keras.callbacks.Callback):
         self.model.save_weights(str(partial / _WEIGHTS))
         np.savez(partial / _SEEDS, **{f"state_{i}": np.asarray(v)
                                       for i, v in enumerate(seed_states(self.model))})
+        np.savez(partial / _LORA, **{f"weight_{i}": np.asarray(v)
+                                     for i, v in enumerate(lora_weights(self.model))})
         state = {"format": _FORMAT, "epoch": epoch, "batch": batch, "step": step,
                  **self._run, "fingerprint": fingerprint(self.model)}
         if self._position is not None:
@@ -183,6 +190,7 @@ class Checkpoint(keras.callbacks.Callback):
         _write_synced(partial / _STATE, json.dumps(state, indent=1))
         _fsync(partial / _WEIGHTS)
         _fsync(partial / _SEEDS)
+        _fsync(partial / _LORA)
         os.replace(partial, final)
         _fsync(self.directory)
         for old in self.checkpoints()[:-self.keep]:
@@ -203,6 +211,16 @@ def fingerprint(model: keras.Model) -> list:
     """Names and shapes of the model's variables, in order: what a checkpoint must
     match. (Not their paths: those carry layer names that Keras numbers per process.)"""
     return [[v.name, list(v.shape)] for v in model.weights]
+
+
+def lora_weights(model: keras.Model) -> list:
+    """The weights of every LoRA-enabled layer in `model`, in order. Keras saves such
+    a layer's kernel merged with its low-rank update and zeroes the update's factors
+    when it loads (the loaded model computes the same), so a run resumed from its
+    weights file alone would continue from zero factors, which get no gradient: a
+    checkpoint keeps these as they are."""
+    return [v for layer in keras_compat.sublayers(model, include_self=True)
+            if getattr(layer, "lora_enabled", False) for v in layer.weights]
 
 
 def seed_states(model: keras.Model) -> list:
