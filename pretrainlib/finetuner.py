@@ -383,10 +383,12 @@ class FineTuner(LearnsFromPool, TrainingCore, keras.Model):
         return adapter_file.save(self, path)
 
     def save(self, filepath, *args, **kwargs):
-        """`keras.Model.save`. With LoRA on a quantized base, Keras writes each
-        update merged into its layer's kernel and requantized: the reloaded model
-        computes within quantization error of this one, with fresh LoRA weights. A
-        warning says so; `save_adapters` keeps the updates exactly."""
+        """`keras.Model.save`. With LoRA, Keras writes each update merged into its
+        layer's kernel: the reloaded model computes what this one does (within
+        quantization error on a quantized base, where the merged kernel is
+        requantized, and a warning says so), but its LoRA factors start at zero, so
+        LoRA training cannot go on from the reloaded model. `save_adapters` keeps the
+        updates exactly (and `pl.training.Checkpoint` keeps them for a resume)."""
         merged = [layer.path for layer in keras_compat.sublayers(self.backbone)
                   if getattr(layer, "lora_enabled", False)
                   and getattr(layer, "quantization_mode", None) is not None]
