@@ -192,23 +192,30 @@ class ImageTask:
                                     batch_size=256, shuffle=False)
         out = {}
         for arm, method in self.arms().items():
-            pretrained = arm.startswith("pretrained")
             frozen = arm == "pretrained, frozen"
-            build = lambda m=method, pretrained=pretrained, frozen=frozen: pl.FineTuner(  # noqa: E731
-                pl.backbones.clone(self.backbone) if pretrained
-                else pl.backbones.ConvNet(widths=tuple(args.widths)),
-                pl.heads.Classifier(10, dropout=0.0 if frozen else 0.1),
-                policy=(pl.freezing.FeatureExtraction() if frozen
-                        else pl.freezing.FreezeThenUnfreeze(args.freeze_epochs) if pretrained
-                        else pl.freezing.FullFineTune()),
-                semi_supervised=m)
             extra = {} if method is None else {"unlabeled": self.pool}
             rates = (args.frozen_learning_rates if frozen
-                     else args.pretrained_learning_rates if pretrained
+                     else args.pretrained_learning_rates if arm.startswith("pretrained")
                      else args.learning_rates)
-            out[arm] = scored(build, plain if frozen else train, val, self.test, args, seed,
+            out[arm] = scored(lambda a=arm, m=method: self.fine_tuner(a, m),
+                              plain if frozen else train, val, self.test, args, seed,
                               rates=rates, steps_per_epoch=args.steps_per_epoch, **extra)
         return out
+
+    def fine_tuner(self, arm: str, method) -> pl.FineTuner:
+        """The arm's model: the ConvNet from scratch, or a copy of the pretrained one
+        (frozen under a linear head, or fine-tuned from a head-only epoch)."""
+        if arm == "pretrained, frozen":
+            return pl.FineTuner(pl.backbones.clone(self.backbone),
+                                pl.heads.Classifier(10, dropout=0.0),
+                                policy=pl.freezing.FeatureExtraction(), semi_supervised=method)
+        if arm.startswith("pretrained"):
+            return pl.FineTuner(pl.backbones.clone(self.backbone), pl.heads.Classifier(10),
+                                policy=pl.freezing.FreezeThenUnfreeze(self.args.freeze_epochs),
+                                semi_supervised=method)
+        return pl.FineTuner(pl.backbones.ConvNet(widths=tuple(self.args.widths)),
+                            pl.heads.Classifier(10), policy=pl.freezing.FullFineTune(),
+                            semi_supervised=method)
 
     def reference(self, seed):
         return None

@@ -78,27 +78,26 @@ def apply_stage(policy, stage: int, groups: dict, candidates: frozenset[int]) ->
     return multipliers
 
 
+def stage_variables(policy, stage: int, groups: dict, candidates: frozenset[int]) -> list:
+    """The variables that train in one stage of `policy`, group by group."""
+    plans = policy.plan(stage, groups)
+    return [v for name, layers in groups.items()
+            for v in training_variables(plans[name], layers, candidates)]
+
+
 def variables_ever_trained(policy, groups: dict, candidates: frozenset[int]) -> list:
     """The variables that train in at least one stage, in model order: the optimizer
     is built on these only, so BitFit and LoRA keep no slots for frozen weights."""
-    chosen = set()
-    for stage in range(policy.num_stages(list(groups))):
-        plans = policy.plan(stage, groups)
-        for name, layers in groups.items():
-            chosen.update(id(v) for v in training_variables(plans[name], layers, candidates))
+    chosen = {id(v) for stage in range(policy.num_stages(list(groups)))
+              for v in stage_variables(policy, stage, groups, candidates)}
     return [v for layers in groups.values() for v in group_variables(layers) if id(v) in chosen]
 
 
 def stages_training_nothing(policy, groups: dict, candidates: frozenset[int]) -> list[int]:
     """The stages of `policy` in which no variable would train (e.g. a head-only stage
     with a head that owns no weights): worth an error before any step."""
-    idle = []
-    for stage in range(policy.num_stages(list(groups))):
-        plans = policy.plan(stage, groups)
-        if not any(training_variables(plans[name], layers, candidates)
-                   for name, layers in groups.items()):
-            idle.append(stage)
-    return idle
+    return [stage for stage in range(policy.num_stages(list(groups)))
+            if not stage_variables(policy, stage, groups, candidates)]
 
 
 class PolicyCallback(keras.callbacks.Callback):

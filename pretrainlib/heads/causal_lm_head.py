@@ -5,8 +5,16 @@ from __future__ import annotations
 import keras
 import keras_hub
 
+from pretrainlib.heads.dense_head import select_feature
 from pretrainlib.losses import MaskedTokenCrossentropy, next_token_targets
 from pretrainlib.protocol import DeclaresLoss
+
+
+def next_token_metrics() -> list:
+    """Next-token `accuracy` and `perplexity` (KerasHub's), weighted by the targets'
+    weights: what `CausalLMHead` and `pl.objectives.CausalLM` report."""
+    return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")]
 
 
 class _Tied:
@@ -86,18 +94,11 @@ class CausalLMHead(DeclaresLoss, keras.layers.Layer):
         return MaskedTokenCrossentropy()
 
     def default_weighted_metrics(self) -> list:
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")]
+        return next_token_metrics()
 
     # === Layer ===
     def _sequence(self, features):
-        if isinstance(features, dict):
-            if self.feature not in features:
-                raise ValueError(
-                    f"The backbone returns {sorted(features)}, but the head reads "
-                    f"`feature={self.feature!r}`. Pass one of those as `feature`.")
-            features = features[self.feature]
-        return features
+        return select_feature(features, self.feature)
 
     def build(self, input_shape):
         if self._tied is None:

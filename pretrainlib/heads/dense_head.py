@@ -8,6 +8,18 @@ from pretrainlib import validation
 from pretrainlib.protocol import DeclaresLoss
 
 
+def select_feature(features, feature: str):
+    """`features[feature]` when a backbone returns a dict, else `features` itself."""
+    if isinstance(features, dict):
+        if feature not in features:
+            raise ValueError(
+                f"The backbone returns {sorted(features)}, but the head reads "
+                f"`feature={feature!r}`. Pass one of those as `feature`."
+            )
+        features = features[feature]
+    return features
+
+
 class DenseHead(DeclaresLoss, keras.layers.Layer):
     """Dropout and a dense layer (optionally an MLP) from features to `units` outputs.
 
@@ -48,14 +60,7 @@ class DenseHead(DeclaresLoss, keras.layers.Layer):
         self.logits = keras.layers.Dense(units, name=self.output_name, dtype=dtype)
 
     def _select(self, features):
-        if isinstance(features, dict):
-            if self.feature not in features:
-                raise ValueError(
-                    f"The backbone returns {sorted(features)}, but the head reads "
-                    f"`feature={self.feature!r}`. Pass one of those as `feature`."
-                )
-            features = features[self.feature]
-        return features
+        return select_feature(features, self.feature)
 
     def _pool(self, x):
         # A feature map [batch, h, w, c] (e.g. a keras.applications model built

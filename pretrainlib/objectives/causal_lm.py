@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import keras
-import keras_hub
 import numpy as np
 
 from pretrainlib.backbones.outputs import call_inputs, check_causal_lm, sequence_features
+from pretrainlib.heads.causal_lm_head import next_token_metrics
 from pretrainlib.objectives.objective import Objective
 from pretrainlib.losses import MaskedTokenCrossentropy, next_token_targets
 
@@ -74,8 +74,7 @@ class CausalLM(Objective):
         return MaskedTokenCrossentropy()
 
     def weighted_metrics(self) -> list:
-        return [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                keras_hub.metrics.Perplexity(from_logits=True, name="perplexity")]
+        return next_token_metrics()
 
     def get_config(self) -> dict:
         return {"tie_weights": self.tie_weights}
