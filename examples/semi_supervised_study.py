@@ -76,7 +76,9 @@ class TextTask:
                 "+ consistency": pl.semi.Consistency(threshold=a.threshold, ratio=a.ratio,
                                                      token_replacement=a.token_replacement),
                 "+ self-training": "teacher",
-                "zero-shot prompt": "prompt", "+ prompt": "prompt"}
+                "zero-shot prompt": "prompt", "zero-shot prompt, calibrated": "prompt",
+                "+ prompt": "prompt", "+ calibrated prompt": "prompt",
+                "+ prompt + self-training": "prompt"}
         return {arm: method for arm, method in arms.items() if arm in a.arms}
 
     def run(self, labels, seed):
@@ -87,22 +89,32 @@ class TextTask:
         val = demo.labeled_dataset(val_part, self.tokenizer, args, seed, shuffle=False)
         out = {}
         arms = self.arms()
-        if {"zero-shot prompt", "+ prompt"} & set(arms):
+        if any("prompt" in arm for arm in arms):
             prompt, out["prompt templates"] = self.pick_template(part)
+            calibrated, out["calibrated prompt templates"] = self.pick_template(
+                part, calibrate=True)
         for arm, method in arms.items():
             if arm == "zero-shot prompt":
                 out[arm] = self.zero_shot(prompt, self.prompted(self.test_split, prompt, 0,
                                                                 shuffle=False))
                 continue
-            if arm == "+ prompt":
-                build = lambda p=prompt: pl.FineTuner(  # noqa: E731
-                    pl.backbones.clone(self.encoder),
-                    pl.heads.ClozeClassifier.from_masked_lm(self.pretrainer, p),
-                    policy=pl.freezing.FreezeThenUnfreeze(args.freeze_epochs))
-                out[arm] = scored(build, self.prompted(part, prompt, seed),
-                                  self.prompted(val_part, prompt, seed, shuffle=False),
-                                  self.prompted(self.test_split, prompt, 0, shuffle=False),
-                                  args, seed)
+            if arm == "zero-shot prompt, calibrated":
+                out[arm] = self.zero_shot(calibrated, self.prompted(
+                    self.test_split, calibrated, 0, shuffle=False), calibrate=True)
+                continue
+            if method == "prompt":  # PET: the cloze head fine-tuned on the labels
+                cal = arm == "+ calibrated prompt"
+                use = calibrated if cal else prompt
+                teacher_of = prompt_teacher if arm == "+ prompt + self-training" else None
+                out[arm], model = scored(
+                    lambda p=use, c=cal, t=teacher_of: self.cloze_tuner(
+                        p, pl.backbones.clone(self.encoder), c, t),
+                    self.prompted(part, use, seed),
+                    self.prompted(val_part, use, seed, shuffle=False),
+                    self.prompted(self.test_split, use, 0, shuffle=False), args, seed,
+                    model=True, **({} if teacher_of is None else {"unlabeled": self.pool}))
+                if arm == "+ prompt":
+                    prompt_teacher = model
                 continue
             if method == "teacher":  # the recipe's model teaches a fresh student
                 method = pl.semi.Consistency(threshold=args.threshold, ratio=args.ratio,
@@ -126,24 +138,42 @@ class TextTask:
                                     sequence_length=self.args.length, shuffle=shuffle,
                                     seed=seed)
 
-    def zero_shot(self, prompt, data) -> dict:
-        ft = pl.FineTuner(self.encoder,
-                          pl.heads.ClozeClassifier.from_masked_lm(self.pretrainer, prompt))
+    def cloze_tuner(self, prompt, encoder, calibrate=False, teacher=None) -> pl.FineTuner:
+        """A FineTuner on `encoder` with the pretrained masked-LM head scoring
+        `prompt`'s words; with `calibrate`, its biases shifted so that its average
+        prediction on (the first 2,000 of) the unlabeled pool is uniform; with a
+        `teacher`, learning from the teacher's labels of the pool too."""
+        method = None if teacher is None else pl.semi.Consistency(
+            threshold=self.args.threshold, ratio=self.args.ratio,
+            token_replacement=self.args.token_replacement, teacher=teacher)
+        ft = pl.FineTuner(encoder,
+                          pl.heads.ClozeClassifier.from_masked_lm(self.pretrainer, prompt),
+                          policy=pl.freezing.FreezeThenUnfreeze(self.args.freeze_epochs),
+                          preprocessor=prompt.preprocessor(self.args.length),
+                          semi_supervised=method)
+        if calibrate:
+            ft.head.calibrate(ft, self.pool[:2000], batch_size=256)
+        return ft
+
+    def zero_shot(self, prompt, data, calibrate=False) -> dict:
+        ft = self.cloze_tuner(prompt, self.encoder, calibrate)
         report = pl.Evaluator(metrics=["accuracy", "macro_f1"]).evaluate(ft, data)
         return dict(report.metrics)
 
-    def pick_template(self, part):
+    def pick_template(self, part, calibrate=False):
         """The template whose zero-shot macro-F1 on the labeled training examples is
         highest (the only labels a few-label user has); every template's score kept."""
         scores = {}
         for template in self.args.templates:
             prompt = pl.text.Prompt(self.tokenizer, template, self.words)
-            scores[template] = self.zero_shot(prompt, self.prompted(part, prompt, 0, False))
+            scores[template] = self.zero_shot(prompt, self.prompted(part, prompt, 0, False),
+                                              calibrate)
         best = max(scores, key=lambda t: scores[t]["macro_f1"])
-        demo.log(f"  template {best!r}: zero-shot macro-F1 on the training labels "
-                 f"{scores[best]['macro_f1']:.3f} (of {len(scores)} templates)")
-        return pl.text.Prompt(self.tokenizer, best, self.words), {
-            "picked": best, "train_macro_f1": {t: s["macro_f1"] for t, s in scores.items()}}
+        demo.log(f"  template {best!r}{', calibrated' if calibrate else ''}: zero-shot "
+                 f"macro-F1 on the training labels {scores[best]['macro_f1']:.3f} "
+                 f"(of {len(scores)} templates)")
+        return pl.text.Prompt(self.tokenizer, best, self.words), {"picked": best,
+                        "train_macro_f1": {t: s["macro_f1"] for t, s in scores.items()}}
 
     def reference(self, seed):
         """The same architecture from scratch with `--scratch-labels` labels."""
@@ -280,7 +310,7 @@ def summarize(runs: dict, references: list) -> dict:
     metric = "macro_f1"
     summary = {}
     for labels, seeds in runs.items():
-        for arm in [a for a in seeds[0] if a != "prompt templates"]:
+        for arm in [a for a in seeds[0] if "prompt templates" not in a]:
             values = [s[arm][metric] for s in seeds]
             gains = [s[arm][metric] - s["recipe"][metric] for s in seeds]
             summary.setdefault(labels, {})[arm] = {
@@ -338,6 +368,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if "recipe" not in args.arms:
         p.error("--arms must include 'recipe' (the other arms are compared with it)")
+    if "+ prompt + self-training" in args.arms and "+ prompt" not in args.arms:
+        p.error("--arms: '+ prompt + self-training' learns from the '+ prompt' arm's "
+                "model: run that arm too")
     if args.task == "images":
         args.label_counts = args.label_counts or [100]
         args.threshold = args.threshold or 0.95

@@ -78,6 +78,60 @@ def test_zero_shot_gives_the_class_whose_word_the_model_learned_to_fill_in(corpu
     assert report.metrics["accuracy"] == 1.0
 
 
+def test_calibration_undoes_a_class_bias_without_labels_and_saves(corpus, tmp_path):
+    texts, tok = corpus
+    encoder, pre = masked_lm(tok)
+    pre.compile(learning_rate=3e-3)
+    pre.fit(pl.data.text_dataset(texts * 8, tok, batch_size=16, sequence_length=12, seed=0),
+            epochs=40, verbose=0)
+    prompt = pl.text.Prompt(tok, "[MASK] : {text}", ["animal", "tool"])
+    ft = pl.FineTuner(encoder, pl.heads.ClozeClassifier.from_masked_lm(pre, prompt),
+                      preprocessor=prompt.preprocessor(12))
+    probe = [f"the {thing} moves" for thing in ANIMALS + TOOLS]
+    ft.head.logits.bias.assign(np.asarray(ft.head.logits.bias) + [6.0, 0.0])
+    assert ft.predict(probe, verbose=0).argmax(-1).tolist() == [0] * 8  # biased
+    pool = [f"the {thing} {verb}" for thing in ANIMALS + TOOLS for verb in ("runs", "is")]
+    before = ft.predict(pool, verbose=0)
+    shift = ft.head.calibrate(ft, pool)
+    after = ft.predict(pool, verbose=0)
+    np.testing.assert_allclose(after, before + shift, atol=1e-4)  # only the biases moved
+    mean = keras.ops.convert_to_numpy(keras.ops.softmax(after)).mean(0)
+    np.testing.assert_allclose(mean, [0.5, 0.5], atol=1e-4)
+    assert ft.predict(probe, verbose=0).argmax(-1).tolist() == [0] * 4 + [1] * 4
+    # A dataset's labels are ignored; a prior is matched; the shift is saved.
+    labeled = pl.data.text_dataset(pool, prompt, [1] * len(pool), sequence_length=12)
+    ft.head.calibrate(ft, labeled, prior=[3, 1])
+    mean = keras.ops.convert_to_numpy(keras.ops.softmax(ft.predict(pool, verbose=0))).mean(0)
+    np.testing.assert_allclose(mean, [0.75, 0.25], atol=1e-4)
+    ft.save(tmp_path / "calibrated.keras")
+    again = keras.saving.load_model(tmp_path / "calibrated.keras")
+    np.testing.assert_allclose(again.predict(pool, verbose=0), ft.predict(pool, verbose=0),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prior": [1, 1, 1]}, "`prior` must hold one positive number per class \\(2\\)"),
+    ({"prior": [1, 0]}, "`prior` must hold one positive number"),
+    ({"x": []}, "`x` is empty"),
+    ({"model": "other"}, "`model` must be the model this head sits in"),
+])
+def test_bad_calibration_arguments_are_refused(corpus, kwargs, message):
+    _, tok = corpus
+    encoder, pre = masked_lm(tok)
+    prompt = pl.text.Prompt(tok, "[MASK] : {text}", ["animal", "tool"])
+    ft = pl.FineTuner(encoder, pl.heads.ClozeClassifier.from_masked_lm(pre, prompt),
+                      preprocessor=prompt.preprocessor(12))
+    other = pl.FineTuner(pl.backbones.clone(encoder), pl.heads.Classifier(2),
+                         preprocessor=prompt.preprocessor(12))
+    arguments = {"model": ft, "x": ["the dog runs"], **kwargs}
+    if arguments["model"] == "other":
+        arguments["model"] = other
+    bias = np.asarray(ft.head.logits.bias).copy()
+    with pytest.raises(ValueError, match=message):
+        ft.head.calibrate(**arguments)
+    np.testing.assert_array_equal(np.asarray(ft.head.logits.bias), bias)  # untouched
+
+
 def test_few_shot_fine_tuning_starts_from_the_prompt_and_saves(corpus, tmp_path):
     texts, tok = corpus
     encoder, pre = masked_lm(tok)

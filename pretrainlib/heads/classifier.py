@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from pretrainlib import validation
 from pretrainlib.heads.dense_head import DenseHead
@@ -52,5 +53,76 @@ class Classifier(DenseHead):
     def default_metrics(self) -> list:
         return LogitsDefaults(self.num_classes).default_metrics()
 
+    def calibrate(self, model: keras.Model, x, prior=None, **predict_kwargs) -> np.ndarray:
+        """Shift the class biases so that `model`'s average prediction on `x` is `prior`.
+
+        `model` is the model this head sits in (a FineTuner); `x` is what its
+        `predict` takes: unlabeled examples of the task (batch calibration, Zhou et
+        al. 2023) or a few content-free inputs such as `["", "N/A"]` (contextual
+        calibration, Zhao et al. 2021). Every logit moves by `log(prior) -
+        log(mean prediction on x)` (repeated until the mean prediction on `x` equals
+        `prior`), so each class's probability is divided by how much the model
+        favours it on `x` regardless of content. This corrects the
+        class bias of a zero-shot `ClozeClassifier` (a masked LM favours frequent
+        words) or of a classifier trained on another class balance; it changes
+        nothing else and saves with the head. Labels are never read.
+
+        Args:
+            model: the model whose `head` is this head.
+            x: inputs to predict on (texts, arrays or a `tf.data.Dataset`; labels, if
+                it yields any, are ignored).
+            prior: the class distribution to match, one positive number per class
+                (default: uniform).
+            **predict_kwargs: passed to `model.predict` (e.g. `batch_size`).
+
+        Returns:
+            The shift added to each class's bias.
+
+        Examples:
+            >>> import numpy as np, pretrainlib as pl
+            >>> import keras
+            >>> backbone = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8)])
+            >>> ft = pl.FineTuner(backbone, pl.heads.Classifier(2, dropout=0.0))
+            >>> x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+            >>> shift = ft.head.calibrate(ft, x, prior=[0.9, 0.1])
+            >>> logits = ft.predict(x, verbose=0)
+            >>> mean = keras.ops.convert_to_numpy(keras.ops.softmax(logits)).mean(0)
+            >>> [round(float(p), 1) for p in mean]
+            [0.9, 0.1]
+        """
+        if getattr(model, "head", None) is not self:
+            raise ValueError(
+                "`model` must be the model this head sits in (its `head` is this "
+                f"{type(self).__name__}). Received: {type(model).__name__}")
+        prior = np.full(self.num_classes, 1.0 / self.num_classes) if prior is None else (
+            np.asarray(prior, "float64"))
+        if prior.shape != (self.num_classes,) or not np.all(prior > 0):
+            raise ValueError(
+                f"`prior` must hold one positive number per class ({self.num_classes}). "
+                f"Received: prior={prior.tolist()}")
+        if hasattr(x, "__len__") and not isinstance(x, dict) and len(x) == 0:
+            raise ValueError("`x` is empty: pass at least one input to calibrate on.")
+        predict_kwargs.setdefault("verbose", 0)
+        logits = np.asarray(model.predict(x, **predict_kwargs), "float64")
+        if logits.shape[0] == 0:
+            raise ValueError("`x` is empty: pass at least one input to calibrate on.")
+        target = prior / prior.sum()
+        shift = np.zeros(self.num_classes)
+        # The shift that makes the mean prediction exactly `prior`: a fixed point,
+        # reached by repeating batch calibration's one step on the cached logits.
+        for _ in range(200):
+            mean = _softmax(logits + shift).mean(axis=0)
+            if np.max(np.abs(mean - target)) < 1e-6:
+                break
+            shift += np.log(target) - np.log(mean)
+        bias = self.logits.bias
+        bias.assign(np.asarray(bias) + shift.astype(bias.dtype))
+        return shift
+
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
