@@ -14,8 +14,12 @@ synsets, and with self-training (`Consistency` with the recipe's trained model a
 the teacher of a fresh student, as Noisy Student does); then prompts: the pretrained masked-LM head filling `[MASK]` in a cloze
 template with one word per class (`pl.text.Prompt`,
 `pl.heads.ClozeClassifier.from_masked_lm`), with no labels (zero-shot) and
-fine-tuned on the labels (PET-style). Each seed's template is the one of
-`--templates` with the best zero-shot macro-F1 on its labeled training examples.
+fine-tuned on the labels (PET-style), each also calibrated on the pool
+(`ClozeClassifier.calibrate`: class biases shifted so that the average prediction
+on 2,000 unlabeled glosses is uniform), and the PET model teaching a fresh prompted
+student on the pool ("+ prompt + self-training"). Each seed's template is the one of
+`--templates` with the best zero-shot macro-F1 on its labeled training examples
+(picked separately for the calibrated arms).
 Beside them, the same architecture from scratch with `--scratch-labels` labels
 (the bar the pretrained few-label arms aim at).
 

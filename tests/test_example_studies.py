@@ -60,7 +60,8 @@ def test_semi_supervised_study_runs_end_to_end(tmp_path, task):
     out = tmp_path / "semi.json"
     # The text run skips the pseudo-label and self-training arms (their steps are the
     # consistency arm's and the teacher's, tested in tests/test_semi.py): minutes of CI.
-    arms = {"text": ["recipe", "+ consistency", "zero-shot prompt", "+ prompt"],
+    arms = {"text": ["recipe", "+ consistency", "zero-shot prompt",
+                     "zero-shot prompt, calibrated", "+ prompt"],
             "images": ["recipe", "+ consistency", "pretrained, frozen",
                        "pretrained + consistency"]}[task]
     chosen = ["--arms", *arms] if task == "text" else []
@@ -81,3 +82,5 @@ def test_semi_supervised_study_runs_end_to_end(tmp_path, task):
     if task == "text":  # each seed's template picked on its labels, every score kept
         templates = result["runs"]["60"][0]["prompt templates"]
         assert templates["picked"] in templates["train_macro_f1"]
+        calibrated = result["runs"]["60"][0]["calibrated prompt templates"]
+        assert calibrated["picked"] in calibrated["train_macro_f1"]
