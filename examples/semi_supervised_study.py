@@ -93,6 +93,7 @@ class TextTask:
         val = demo.labeled_dataset(val_part, self.tokenizer, args, seed, shuffle=False)
         out = {}
         arms = self.arms()
+        teacher = prompt_teacher = None  # the recipe's and the PET arm's trained models
         if any("prompt" in arm for arm in arms):
             prompt, out["prompt templates"] = self.pick_template(part)
             calibrated, out["calibrated prompt templates"] = self.pick_template(

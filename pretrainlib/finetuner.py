@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import keras
 import tensorflow as tf
 
-from pretrainlib import formatting, keras_compat, validation
+from pretrainlib import formatting, validation
 from pretrainlib.backbones.layer_groups import layer_groups
 from pretrainlib.backbones.outputs import call_inputs, check_causal_lm
 from pretrainlib.data.image_preprocessor import check_pixels
@@ -29,6 +27,7 @@ from pretrainlib.semi.methods import SemiSupervised
 from pretrainlib.training import feature_cache
 from pretrainlib.training.core import TrainingCore
 from pretrainlib.training.inputs import check_labeled, check_shapes
+from pretrainlib.training.lora_saving import keep_lora_weights
 
 
 @keras.saving.register_keras_serializable(package="pretrainlib")
@@ -151,6 +150,7 @@ class FineTuner(LearnsFromPool, TrainingCore, keras.Model):
             policy = (FullFineTune() if adapters is not None or not head.weights
                       else FreezeThenUnfreeze())
         self.backbone, self.head, self.policy, self.adapters = backbone, head, policy, adapters
+        keep_lora_weights(self)  # saved unmerged: a reloaded LoRA model trains on
         self.preprocessor = preprocessor
         self.semi_supervised = semi_supervised
         self.batchnorm = trainable.resolve_batchnorm(batchnorm, backbone)
@@ -381,24 +381,6 @@ class FineTuner(LearnsFromPool, TrainingCore, keras.Model):
             True
         """
         return adapter_file.save(self, path)
-
-    def save(self, filepath, *args, **kwargs):
-        """`keras.Model.save`. With LoRA, Keras writes each update merged into its
-        layer's kernel: the reloaded model computes what this one does (within
-        quantization error on a quantized base, where the merged kernel is
-        requantized, and a warning says so), but its LoRA factors start at zero, so
-        LoRA training cannot go on from the reloaded model. `save_adapters` keeps the
-        updates exactly (and `pl.training.Checkpoint` keeps them for a resume)."""
-        merged = [layer.path for layer in keras_compat.sublayers(self.backbone)
-                  if getattr(layer, "lora_enabled", False)
-                  and getattr(layer, "quantization_mode", None) is not None]
-        if merged:
-            warnings.warn(
-                f"LoRA on a quantized base ({merged[:3]}): Keras saves the updates merged "
-                "into the kernels and requantized, so the reloaded model differs by "
-                "quantization error. `ft.save_adapters(path)` keeps them exactly.",
-                stacklevel=2)
-        return super().save(filepath, *args, **kwargs)
 
     def load_adapters(self, path) -> None:
         """Reads a file `save_adapters` wrote. The FineTuner must have the same

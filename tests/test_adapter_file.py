@@ -107,13 +107,27 @@ def test_lora_trains_on_a_frozen_int8_base_and_its_adapters_reload_exactly(
                                atol=1e-5)
 
 
-def test_a_fine_tuner_with_lora_on_a_quantized_base_warns_when_saved_whole(
-        tiny_encoder, tokenizer, tmp_path):
-    quantized = tiny_encoder()
-    pl.compress.quantize(quantized, "int8")
-    ft = fine_tuner(quantized, tokenizer, pl.freezing.LoRA(4))
-    with pytest.warns(UserWarning, match="requantized.*save_adapters"):
-        ft.save(tmp_path / "ft.keras")
+@pytest.mark.parametrize("quantized", [False, True])
+def test_a_lora_fine_tuner_saved_whole_reloads_its_factors_and_trains_on(
+        tiny_encoder, tokenizer, texts, tmp_path, quantized):
+    # Keras saves a LoRA layer merged and zeroes its factors on load (then neither
+    # gets a gradient); the FineTuner keeps them, on a quantized base exactly too.
+    base = tiny_encoder()
+    if quantized:
+        pl.compress.quantize(base, "int8")
+    ft = fine_tuner(base, tokenizer, pl.freezing.LoRA(4))
+    trained(ft, texts)
+    ft.save(tmp_path / "ft.keras")
+    again = keras.saving.load_model(tmp_path / "ft.keras")
+    lora = [v for v in again.weights if "lora_kernel" in v.path]
+    assert len(lora) % 2 == 0 and lora
+    for saved, loaded in zip(snapshot(ft), snapshot(again)):
+        np.testing.assert_array_equal(saved, loaded)
+    before = snapshot(again)
+    trained(again, texts, epochs=1)
+    moved = {v.path for v, b in zip(again.weights, before) if not np.array_equal(v, b)}
+    assert {v.path for v in lora} <= moved  # both factors learn on
+    assert not any("lora" not in p and ("query" in p or "value" in p) for p in moved)
 
 
 def test_adapters_and_bitfit_round_trip_batchnorm_statistics_included(tmp_path):

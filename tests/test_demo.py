@@ -27,6 +27,7 @@ def test_policy_comparison_runs_end_to_end(tmp_path):
     summary = json.loads(out.read_text())["summary"]
     assert set(summary) == {"FeatureExtraction()", "BitFit()", "LoRA(rank=8)", "Adapters(16)"}
     assert all(0 <= row["macro_f1_mean"] <= 1 for row in summary.values())
+    assert "LoRA(rank=8)" in run.stdout and "Results written to" in run.stdout
 
 
 @pytest.mark.slow
@@ -54,6 +55,7 @@ def test_label_efficiency_study_writes_table_plot_and_json(tmp_path):
     summary = json.loads((tmp_path / "label_efficiency.json").read_text())["summary"]
     assert set(summary) >= {"pretrained", "scratch"}
     assert sorted(summary["pretrained"], key=int) == ["12", "24"]
+    assert "Written to" in run.stdout
     assert (tmp_path / "label_efficiency.png").stat().st_size > 5000
     assert "| labels | pretrained | scratch" in (tmp_path / "label_efficiency.md").read_text()
 

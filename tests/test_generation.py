@@ -344,9 +344,9 @@ def test_the_repetition_penalty_is_ctrl_s_on_every_written_token():
     assert penalized[0] == row[len(prompt):]
     plain, _ = generator.generate_ids(["a small"], max_new_tokens=6, stop_token_ids=[])
     assert plain != penalized
-    for sampler in ("greedy", "beam"):
+    for kind in ("greedy", "beam"):
         run = functools.partial(generator.generate_ids, PROMPTS, max_new_tokens=8,
-                                sampler=sampler, num_beams=2, repetition_penalty=1.5)
+                                sampler=kind, num_beams=2, repetition_penalty=1.5)
         assert run()[0] == run(use_cache=False)[0]
     with pytest.raises(ValueError, match="repetition_penalty"):
         generator.generate(PROMPTS, repetition_penalty=0.0)

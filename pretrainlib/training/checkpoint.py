@@ -19,10 +19,13 @@ import keras
 import numpy as np
 
 from pretrainlib import keras_compat, validation
+from pretrainlib.training.lora_saving import lora_weights
 
 _FORMAT = 1
 _WEIGHTS = "model.weights.h5"  # model and optimizer (slots and step counter)
-_LORA = "lora.npz"  # the weights of LoRA-enabled layers, as they are (see `lora_weights`)
+# Checkpoints written before FineTuners saved their LoRA layers unmerged themselves
+# (training/lora_saving.py) kept them in this file: still read.
+_LORA = "lora.npz"
 _SEEDS = "seeds.npz"  # random layers' seed states: Keras's weights files leave them out
 _STATE = "state.json"
 
@@ -181,8 +184,6 @@ class Checkpoint(keras.callbacks.Callback):
         self.model.save_weights(str(partial / _WEIGHTS))
         np.savez(partial / _SEEDS, **{f"state_{i}": np.asarray(v)
                                       for i, v in enumerate(seed_states(self.model))})
-        np.savez(partial / _LORA, **{f"weight_{i}": np.asarray(v)
-                                     for i, v in enumerate(lora_weights(self.model))})
         state = {"format": _FORMAT, "epoch": epoch, "batch": batch, "step": step,
                  **self._run, "fingerprint": fingerprint(self.model)}
         if self._position is not None:
@@ -190,7 +191,6 @@ class Checkpoint(keras.callbacks.Callback):
         _write_synced(partial / _STATE, json.dumps(state, indent=1))
         _fsync(partial / _WEIGHTS)
         _fsync(partial / _SEEDS)
-        _fsync(partial / _LORA)
         os.replace(partial, final)
         _fsync(self.directory)
         for old in self.checkpoints()[:-self.keep]:
@@ -211,16 +211,6 @@ def fingerprint(model: keras.Model) -> list:
     """Names and shapes of the model's variables, in order: what a checkpoint must
     match. (Not their paths: those carry layer names that Keras numbers per process.)"""
     return [[v.name, list(v.shape)] for v in model.weights]
-
-
-def lora_weights(model: keras.Model) -> list:
-    """The weights of every LoRA-enabled layer in `model`, in order. Keras saves such
-    a layer's kernel merged with its low-rank update and zeroes the update's factors
-    when it loads (the loaded model computes the same), so a run resumed from its
-    weights file alone would continue from zero factors, which get no gradient: a
-    checkpoint keeps these as they are."""
-    return [v for layer in keras_compat.sublayers(model, include_self=True)
-            if getattr(layer, "lora_enabled", False) for v in layer.weights]
 
 
 def seed_states(model: keras.Model) -> list:
