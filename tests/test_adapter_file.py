@@ -130,6 +130,23 @@ def test_a_lora_fine_tuner_saved_whole_reloads_its_factors_and_trains_on(
     assert not any("lora" not in p and ("query" in p or "value" in p) for p in moved)
 
 
+def test_plain_weights_read_into_a_lora_fine_tuner_leave_its_update_free_to_learn(
+        tiny_encoder, tokenizer, texts, tmp_path):
+    # Keras zeroes the factors of a LoRA layer it loads into (then neither learns):
+    # they start again as enable_lora starts them, and the outputs are the plain ones.
+    plain = fine_tuner(tiny_encoder(), tokenizer)
+    plain.save_weights(tmp_path / "plain.weights.h5")
+    ft = fine_tuner(tiny_encoder(), tokenizer, pl.freezing.LoRA(4))
+    ft.load_weights(tmp_path / "plain.weights.h5")
+    np.testing.assert_allclose(ft.predict(texts[0][:8], verbose=0),
+                               plain.predict(texts[0][:8], verbose=0), atol=1e-6)
+    before = {v.path: np.array(v) for v in ft.weights if "lora_kernel" in v.path}
+    assert any(np.abs(value).max() > 0 for value in before.values())
+    trained(ft, texts, epochs=1)
+    assert all(not np.array_equal(np.array(v), before[v.path]) for v in ft.weights
+               if v.path in before)
+
+
 def test_adapters_and_bitfit_round_trip_batchnorm_statistics_included(tmp_path):
     images = pl.datasets.fashion_mnist().train.sample(40, seed=0)
     x, y = images.images[..., None] / 255.0, images.labels

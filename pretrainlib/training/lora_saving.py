@@ -16,10 +16,15 @@ import numpy as np
 from pretrainlib import keras_compat
 
 
+def lora_layers(model: keras.Model) -> list:
+    """Every LoRA-enabled layer in `model`, in order."""
+    return [layer for layer in keras_compat.sublayers(model, include_self=True)
+            if getattr(layer, "lora_enabled", False)]
+
+
 def lora_weights(model: keras.Model) -> list:
     """The weights of every LoRA-enabled layer in `model`, in order."""
-    return [v for layer in keras_compat.sublayers(model, include_self=True)
-            if getattr(layer, "lora_enabled", False) for v in layer.weights]
+    return [v for layer in lora_layers(model) for v in layer.weights]
 
 
 class _LoRAWeights(keras.layers.Layer):
@@ -28,7 +33,10 @@ class _LoRAWeights(keras.layers.Layer):
 
     def __init__(self, model: keras.Model):
         super().__init__(name="lora_weights")
-        self._weights_of = lambda: lora_weights(model)  # a function: Keras does not track it
+        self._layers_of = lambda: lora_layers(model)  # a function: Keras does not track it
+
+    def _weights_of(self) -> list:
+        return [v for layer in self._layers_of() for v in layer.weights]
 
     def save_own_variables(self, store):
         for i, variable in enumerate(self._weights_of()):
@@ -37,7 +45,12 @@ class _LoRAWeights(keras.layers.Layer):
     def load_own_variables(self, store):
         variables = self._weights_of()
         saved = len(store.keys()) if store is not None else 0
-        if saved == 0:  # written without them (plain layers, or an older file)
+        if not variables:  # no LoRA here: Keras's merged kernels are what it needs
+            return  # (`LoRA.merge` reads a LoRA model's weights into a plain copy)
+        if saved == 0:  # a file of plain layers (or an older one): the factors Keras
+            for layer in self._layers_of():  # zeroed start again as enable_lora starts
+                a = layer.lora_kernel_a  # them (A random, B zero): the update can learn
+                a.assign(keras.initializers.HeUniform()(a.shape, a.dtype))
             return
         if saved != len(variables):
             raise ValueError(
