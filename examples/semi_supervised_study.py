@@ -96,6 +96,7 @@ class TextTask:
         teacher = prompt_teacher = None  # the recipe's and the PET arm's trained models
         if any("prompt" in arm for arm in arms):
             prompt, out["prompt templates"] = self.pick_template(part)
+        if any("calibrated" in arm for arm in arms):
             calibrated, out["calibrated prompt templates"] = self.pick_template(
                 part, calibrate=True)
         for arm, method in arms.items():

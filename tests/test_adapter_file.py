@@ -147,6 +147,16 @@ def test_plain_weights_read_into_a_lora_fine_tuner_leave_its_update_free_to_lear
                if v.path in before)
 
 
+def test_lora_weights_of_other_targets_are_refused_naming_the_cause(
+        tiny_encoder, tokenizer, tmp_path):
+    ft = fine_tuner(tiny_encoder(), tokenizer, pl.freezing.LoRA(4))
+    ft.save_weights(tmp_path / "lora.weights.h5")
+    other = fine_tuner(tiny_encoder(), tokenizer, pl.freezing.LoRA(4, targets=("query",)))
+    with pytest.raises(ValueError, match="holds 16 weights of LoRA layers but this model "
+                                         "has 8: it was saved from a model with other LoRA"):
+        other.load_weights(tmp_path / "lora.weights.h5")
+
+
 def test_adapters_and_bitfit_round_trip_batchnorm_statistics_included(tmp_path):
     images = pl.datasets.fashion_mnist().train.sample(40, seed=0)
     x, y = images.images[..., None] / 255.0, images.labels

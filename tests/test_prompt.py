@@ -88,9 +88,13 @@ def test_calibration_undoes_a_class_bias_without_labels_and_saves(corpus, tmp_pa
     ft = pl.FineTuner(encoder, pl.heads.ClozeClassifier.from_masked_lm(pre, prompt),
                       preprocessor=prompt.preprocessor(12))
     probe = [f"the {thing} moves" for thing in ANIMALS + TOOLS]
-    ft.head.logits.bias.assign(np.asarray(ft.head.logits.bias) + [6.0, 0.0])
-    assert ft.predict(probe, verbose=0).argmax(-1).tolist() == [0] * 8  # biased
     pool = [f"the {thing} {verb}" for thing in ANIMALS + TOOLS for verb in ("runs", "is")]
+    # Bias it past its widest margin for "tool" (how sure it is varies by run): the
+    # calibrated result does not depend on how far.
+    logits = ft.predict(probe + pool, verbose=0)
+    push = float((logits[:, 1] - logits[:, 0]).max()) + 1.0
+    ft.head.logits.bias.assign(np.asarray(ft.head.logits.bias) + [push, 0.0])
+    assert ft.predict(probe, verbose=0).argmax(-1).tolist() == [0] * 8  # biased
     before = ft.predict(pool, verbose=0)
     shift = ft.head.calibrate(ft, pool)
     after = ft.predict(pool, verbose=0)

@@ -59,10 +59,11 @@ class Classifier(DenseHead):
         `model` is the model this head sits in (a FineTuner); `x` is what its
         `predict` takes: unlabeled examples of the task (batch calibration, Zhou et
         al. 2023) or a few content-free inputs such as `["", "N/A"]` (contextual
-        calibration, Zhao et al. 2021). Every logit moves by `log(prior) -
-        log(mean prediction on x)` (repeated until the mean prediction on `x` equals
-        `prior`), so each class's probability is divided by how much the model
-        favours it on `x` regardless of content. This corrects the
+        calibration, Zhao et al. 2021). Each class's logit moves by one amount, the
+        fixed point of batch calibration's step `log(prior) - log(mean prediction on
+        x)` (found by Newton's method), so that the mean prediction on `x` equals
+        `prior`: each class's probability is divided by how much the model favours
+        it on `x` regardless of content. This corrects the
         class bias of a zero-shot `ClozeClassifier` (a masked LM favours frequent
         words) or of a classifier trained on another class balance; it changes
         nothing else and saves with the head. Labels are never read.
@@ -100,21 +101,14 @@ class Classifier(DenseHead):
             raise ValueError(
                 f"`prior` must hold one positive number per class ({self.num_classes}). "
                 f"Received: prior={prior.tolist()}")
+        empty = "`x` is empty: pass at least one input to calibrate on."
         if hasattr(x, "__len__") and not isinstance(x, dict) and len(x) == 0:
-            raise ValueError("`x` is empty: pass at least one input to calibrate on.")
+            raise ValueError(empty)  # before `predict`, whose error would not say so
         predict_kwargs.setdefault("verbose", 0)
         logits = np.asarray(model.predict(x, **predict_kwargs), "float64")
-        if logits.shape[0] == 0:
-            raise ValueError("`x` is empty: pass at least one input to calibrate on.")
-        target = prior / prior.sum()
-        shift = np.zeros(self.num_classes)
-        # The shift that makes the mean prediction exactly `prior`: a fixed point,
-        # reached by repeating batch calibration's one step on the cached logits.
-        for _ in range(200):
-            mean = _softmax(logits + shift).mean(axis=0)
-            if np.max(np.abs(mean - target)) < 1e-6:
-                break
-            shift += np.log(target) - np.log(mean)
+        if logits.shape[0] == 0:  # an empty dataset
+            raise ValueError(empty)
+        shift = _matching_shift(logits, prior / prior.sum())
         bias = self.logits.bias
         bias.assign(np.asarray(bias) + shift.astype(bias.dtype))
         return shift
@@ -126,3 +120,31 @@ class Classifier(DenseHead):
 def _softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def _matching_shift(logits: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The shift `s` of every row's logits with `mean(softmax(logits + s)) = target`:
+    the minimum of the convex `mean(logsumexp(logits + s)) - target @ s`, by Newton's
+    method with backtracking (batch calibration's one step, repeated, crawls when the
+    model is very sure)."""
+    def objective(s):
+        z = logits + s
+        top = z.max(axis=-1)
+        return np.mean(top + np.log(np.exp(z - top[:, None]).sum(-1))) - target @ s
+
+    shift = np.zeros_like(target)
+    for _ in range(100):
+        p = _softmax(logits + shift)
+        gradient = p.mean(axis=0) - target
+        if np.max(np.abs(gradient)) < 1e-7:
+            break
+        hessian = np.diag(p.mean(axis=0)) - p.T @ p / len(p)
+        step = -np.linalg.lstsq(hessian + 1e-12 * np.eye(len(target)), gradient,
+                                rcond=None)[0]
+        size, now = 1.0, objective(shift)
+        while objective(shift + size * step) > now + 1e-4 * size * (gradient @ step):
+            size /= 2
+            if size < 1e-10:
+                break
+        shift = shift + size * step
+    return shift - shift.mean()

@@ -33,22 +33,19 @@ class _LoRAWeights(keras.layers.Layer):
 
     def __init__(self, model: keras.Model):
         super().__init__(name="lora_weights")
-        self._layers_of = lambda: lora_layers(model)  # a function: Keras does not track it
-
-    def _weights_of(self) -> list:
-        return [v for layer in self._layers_of() for v in layer.weights]
+        self._model = lambda: model  # a function: Keras does not track the model here
 
     def save_own_variables(self, store):
-        for i, variable in enumerate(self._weights_of()):
+        for i, variable in enumerate(lora_weights(self._model())):
             store[str(i)] = np.asarray(variable)
 
     def load_own_variables(self, store):
-        variables = self._weights_of()
+        variables = lora_weights(self._model())
         saved = len(store.keys()) if store is not None else 0
         if not variables:  # no LoRA here: Keras's merged kernels are what it needs
             return  # (`LoRA.merge` reads a LoRA model's weights into a plain copy)
         if saved == 0:  # a file of plain layers (or an older one): the factors Keras
-            for layer in self._layers_of():  # zeroed start again as enable_lora starts
+            for layer in lora_layers(self._model()):  # zeroed start again as enable_lora starts
                 a = layer.lora_kernel_a  # them (A random, B zero): the update can learn
                 a.assign(keras.initializers.HeUniform()(a.shape, a.dtype))
             return
