@@ -90,9 +90,10 @@ def main(argv=None):
     for name, runs in results.items():
         f1 = [r["macro_f1"] for r in runs]
         acc = [r["accuracy"] for r in runs]
-        summary[name] = {"macro_f1_mean": float(np.mean(f1)), "macro_f1_std": float(np.std(f1)),
+        f1_spread = pl.evaluation.spread(f1)
+        summary[name] = {"macro_f1_mean": f1_spread.mean, "macro_f1_std": f1_spread.std,
                          "accuracy_mean": float(np.mean(acc))}
-        rows.append(f"| `{name}` | {np.mean(f1):.3f} ± {np.std(f1):.3f} | "
+        rows.append(f"| `{name}` | {f1_spread.format(3)} | "
                     f"{np.mean(acc):.3f} | {runs[0]['trainable_params_last_stage']:,} | "
                     f"{np.mean([r['seconds'] for r in runs]):.0f} |")
     print("\n".join(rows))

@@ -5,7 +5,7 @@ each label budget x seed trains three arms on the same stratified sample: the
 pretrained encoder fine-tuned under FreezeThenUnfreeze, the same architecture from
 scratch (its own learning rate from the same grid, same epochs and early stopping),
 and TF-IDF + logistic regression. Writes the markdown table, the plot (test
-macro-F1 against labels, mean ± std over seeds) and the JSON.
+macro-F1 against labels, mean ± sample std over seeds) and the JSON.
 
     python examples/label_efficiency.py --budgets 50 200 1000 --seeds 3 \\
         --out docs/results/label_efficiency
@@ -14,6 +14,7 @@ macro-F1 against labels, mean ± std over seeds) and the JSON.
 from __future__ import annotations
 
 import importlib.util
+import json
 import pathlib
 import sys
 import time
@@ -63,10 +64,11 @@ def main(argv=None):
     study = evaluator.label_efficiency(arms, wn.train, test, args.budgets, args.seeds)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    study.to_json(str(out / "label_efficiency.json"))
+    (out / "label_efficiency.json").write_text(
+        json.dumps({**study.to_dict(), **demo.provenance(start)}, indent=2))
     table = study.to_markdown("macro_f1")
     (out / "label_efficiency.md").write_text(
-        f"Test macro-F1, mean ± std over {args.seeds} seed(s):\n\n{table}\n")
+        f"Test macro-F1, mean ± sample std over {args.seeds} seed(s):\n\n{table}\n")
     study.plot(str(out / "label_efficiency.png"), metric="macro_f1",
                title="WordNet supersenses: test macro-F1 vs labels")
     print(table)

@@ -320,12 +320,11 @@ def summarize(runs: dict, references: list) -> dict:
             values = [s[arm][metric] for s in seeds]
             gains = [s[arm][metric] - s["recipe"][metric] for s in seeds]
             summary.setdefault(labels, {})[arm] = {
-                "mean": float(np.mean(values)), "std": float(np.std(values)),
+                **pl.evaluation.spread(values).to_dict(),
                 "gains": [round(g, 4) for g in gains], "values": values}
     if references:
         values = [r[metric] for r in references]
-        summary["scratch"] = {"mean": float(np.mean(values)), "std": float(np.std(values)),
-                              "values": values}
+        summary["scratch"] = {**pl.evaluation.spread(values).to_dict(), "values": values}
     return summary
 
 

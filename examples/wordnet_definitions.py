@@ -245,8 +245,8 @@ def summarize(results: dict) -> dict:
     for name, runs in results.items():
         values = {metric: [r[metric]["value"] for r in runs] for metric in METRICS
                   if metric in runs[0]}
-        summary[name] = {metric: {"mean": float(np.mean(v)), "std": float(np.std(v)),
-                                  "n": len(v)} for metric, v in values.items()}
+        summary[name] = {metric: pl.evaluation.spread(v).to_dict()
+                         for metric, v in values.items()}
     return summary
 
 

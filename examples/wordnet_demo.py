@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import pathlib
+import platform
 import sys
 import time
 
@@ -39,10 +40,6 @@ import numpy as np  # noqa: E402
 
 import pretrainlib as pl  # noqa: E402
 
-REFERENCE = {  # a KerasHub BERT recipe written by hand, on WordNet with 200 labels
-    "KerasHub recipe by hand, pretrained (reference)": 0.472,
-    "KerasHub recipe by hand, scratch (reference)": 0.310,
-}
 CORPORA = {"wordnet": ("WordNet supersenses", pl.datasets.wordnet_supersenses),
            "fortunes": ("Fortune-cookie topics", pl.datasets.fortune_topics)}
 
@@ -198,8 +195,7 @@ def run(args) -> dict:
             results["tfidf_logreg"].append(baseline)
             log(f"  TF-IDF + logistic regression: macro-F1 {baseline['macro_f1']:.4f}")
 
-    reference = REFERENCE if args.corpus == "wordnet" else {}
-    return write_results(args, results, start, table, reference_macro_f1=reference)
+    return write_results(args, results, start, table)
 
 
 def plot_report(report, history, out: str) -> None:
@@ -222,7 +218,7 @@ def write_results(args, results: dict, start: float, table, summarize=None, foot
     wall time."""
     summary = (summarize or globals()["summarize"])(results)
     payload = {"config": vars(args), "summary": summary, "runs": results, **extra,
-               "wall_seconds": time.time() - start}
+               **provenance(start)}
     path = pathlib.Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2))
@@ -234,13 +230,23 @@ def write_results(args, results: dict, start: float, table, summarize=None, foot
     return payload
 
 
+def provenance(start: float) -> dict:
+    """When, how and where a result was measured: written into every study's JSON."""
+    return {"date": time.strftime("%Y-%m-%d"),
+            "command": " ".join(["python", *sys.argv]),
+            "machine": f"{platform.platform()}, {os.cpu_count()} CPUs",
+            "wall_seconds": time.time() - start}
+
+
 def summarize(results: dict) -> dict:
     """`{arm: {metric: {"mean", "std", "n"}}}` over seeds, as pl.evaluation.StudyReport
     computes it for a study with one label budget."""
     runs = [{"arm": arm, "budget": 0, "seed": seed, **run}
             for arm, arm_runs in results.items() for seed, run in enumerate(arm_runs)]
     summary = pl.evaluation.StudyReport(runs, ["accuracy", "macro_f1"]).summary()
-    return {arm: budgets[0] for arm, budgets in summary.items()}
+    return {arm: {metric: {**cell, "values": [run[metric] for run in results[arm]]}
+                  for metric, cell in budgets[0].items()}
+            for arm, budgets in summary.items()}
 
 
 def table(summary: dict, args) -> str:
@@ -249,11 +255,12 @@ def table(summary: dict, args) -> str:
     for name, m in summary.items():
         cells = [f"{m[k]['mean']:.3f} ± {m[k]['std']:.3f}" for k in ("accuracy", "macro_f1")]
         rows.append(f"{name:<52} {cells[0]:>16} {cells[1]:>16}")
-    for name, f1 in (REFERENCE if args.corpus == "wordnet" else {}).items():
-        rows.append(f"{name:<52} {'':>16} {f1:>16.3f}")
     if "pretrained" in summary and "scratch" in summary:
-        gain = summary["pretrained"]["macro_f1"]["mean"] - summary["scratch"]["macro_f1"]["mean"]
-        rows.append(f"pretraining gain (macro-F1): {gain:+.3f}")
+        gain = pl.evaluation.paired_difference(
+            summary["pretrained"]["macro_f1"]["values"], summary["scratch"]["macro_f1"]["values"])
+        rows.append(f"pretraining gain (macro-F1, pretrained − scratch): {gain.format(3)}"
+                    + (" (95 % interval over seeds)" if gain.has_interval else ""))
+    rows.append("(mean ± sample standard deviation over seeds)")
     return "\n".join(rows)
 
 

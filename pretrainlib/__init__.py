@@ -29,7 +29,7 @@ from pretrainlib.evaluation import Evaluator
 from pretrainlib.finetuner import FineTuner
 from pretrainlib.pretrainer import Pretrainer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Evaluator",

@@ -184,7 +184,7 @@ def export(model: keras.Model, path: str | os.PathLike, format: str = "tf_saved_
     `format="litert"` (a `.tflite` file), `"onnx"` or `"openvino"` are Keras's own
     exports of the model on the inputs its backbone takes (token ids, scaled
     pixels): run `model.preprocessor` before it (on-device tokenizers are not TF
-    ops). `"onnx"` needs `tf2onnx` (`pip install pretrainlib[onnx]`, which brings
+    ops). `"onnx"` needs `tf2onnx` (`pip install ".[onnx]"` in the clone, which brings
     ONNX Runtime too) and `"openvino"` needs `openvino` installed.
 
     Args:
@@ -225,8 +225,9 @@ def export(model: keras.Model, path: str | os.PathLike, format: str = "tf_saved_
 
             onnx_compat.register()
         except ImportError:
-            raise ImportError("format='onnx' needs tf2onnx: `pip install "
-                              "pretrainlib[onnx]` (tf2onnx and onnxruntime).") from None
+            raise ImportError("format='onnx' needs tf2onnx: `pip install tf2onnx "
+                              "onnxruntime` (or `pip install \".[onnx]\"` in a clone of "
+                              "pretrainlib).") from None
     try:
         _call_once(model)  # Keras's ONNX export refuses a model never called
         model.export(path, format=format, verbose=False)

@@ -37,6 +37,7 @@ def snapshot(model):
     return [np.array(v) for v in model.weights]
 
 
+@pytest.mark.slow
 def test_lora_file_is_small_and_reloads_onto_the_base_read_from_a_keras_file(
         tiny_encoder, tokenizer, texts, tmp_path):
     encoder = tiny_encoder(hidden_dim=64)
@@ -57,6 +58,7 @@ def test_lora_file_is_small_and_reloads_onto_the_base_read_from_a_keras_file(
     assert again.class_names == list("abcdef")  # the file names the classes
 
 
+@pytest.mark.slow
 def test_a_keras_hub_preset_base_takes_its_adapters_back(tokenizer, texts, tmp_path):
     keras.utils.set_random_seed(0)
     bert = keras_hub.models.BertBackbone(
@@ -73,6 +75,7 @@ def test_a_keras_hub_preset_base_takes_its_adapters_back(tokenizer, texts, tmp_p
                                ft.predict(texts[0], verbose=0), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_lora_trains_on_a_frozen_int8_base_and_its_adapters_reload_exactly(
         tiny_encoder, tokenizer, texts, tmp_path):
     base = tiny_encoder()
@@ -108,6 +111,7 @@ def test_lora_trains_on_a_frozen_int8_base_and_its_adapters_reload_exactly(
 
 
 @pytest.mark.parametrize("quantized", [False, True])
+@pytest.mark.slow
 def test_a_lora_fine_tuner_saved_whole_reloads_its_factors_and_trains_on(
         tiny_encoder, tokenizer, texts, tmp_path, quantized):
     # Keras saves a LoRA layer merged and zeroes its factors on load (then neither

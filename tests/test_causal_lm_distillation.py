@@ -32,6 +32,7 @@ def test_causal_attention_never_looks_ahead(tiny_encoder):
     assert not np.allclose(both[0][0, :4], both[1][0, :4])
 
 
+@pytest.mark.slow
 def test_causal_lm_loss_falls_and_perplexity_is_exp_loss(tokenizer, glosses, tiny_encoder):
     keras.utils.set_random_seed(0)
     decoder = tiny_encoder(causal=True)
@@ -98,6 +99,7 @@ def test_distillation_loss_matches_the_formula():
     assert float(got) == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.slow
 def test_student_learns_the_teacher_and_keeps_its_head(wordnet, tokenizer, labeled, tiny_encoder):
     keras.utils.set_random_seed(0)
     teacher = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),

@@ -60,6 +60,7 @@ def test_its_loss_and_metrics_are_the_causal_lm_objective_s_on_the_same_rows():
         assert ours[name] == pytest.approx(theirs[name], rel=1e-5), name
 
 
+@pytest.mark.slow
 def test_it_learns_to_write_its_targets_and_the_generator_takes_the_fine_tuner():
     ft = fine_tuner()
     losses = ft.fit(rows(), epochs=12, verbose=0).history["loss"]
@@ -69,6 +70,7 @@ def test_it_learns_to_write_its_targets_and_the_generator_takes_the_fine_tuner()
     assert written == ["a small dog", "the large cat"]
 
 
+@pytest.mark.slow
 def test_with_lora_only_the_low_rank_updates_move_and_generation_sees_them():
     ft = fine_tuner(adapters=pl.freezing.LoRA(4))
     before = {v.path: v.numpy() for v in ft.weights}
@@ -98,6 +100,7 @@ def test_layerwise_decay_trains_and_a_policy_whose_stage_trains_nothing_is_refus
             pl.FineTuner(decoder(), pl.heads.CausalLMHead(), policy=policy)
 
 
+@pytest.mark.slow
 def test_it_saves_and_loads_with_the_head_linked_to_the_loaded_embedding(tmp_path):
     ft = fine_tuner(adapters=pl.freezing.LoRA(4))
     ft.fit(rows(), epochs=1, verbose=0)
@@ -116,6 +119,7 @@ def test_it_saves_and_loads_with_the_head_linked_to_the_loaded_embedding(tmp_pat
                                   ft.backbone.token_embedding.embeddings.numpy())  # frozen
 
 
+@pytest.mark.slow
 def test_a_keras_hub_decoder_fine_tunes_with_lora_and_generates():
     gpt2 = keras_hub.models.GPT2Backbone(vocabulary_size=tokenizer().vocab_size, num_layers=1,
                                          num_heads=2, hidden_dim=16, intermediate_dim=32,
@@ -140,6 +144,7 @@ def test_a_backbone_it_cannot_write_with_is_refused(build, fragment):
         build()
 
 
+@pytest.mark.slow
 def test_bad_data_and_calls_name_the_argument():
     ft = fine_tuner()
     labeled = pl.data.text_dataset(["a b", "c d"], tokenizer(), labels=[0, 1], batch_size=2,
@@ -171,6 +176,7 @@ class Crash(keras.callbacks.Callback):
             raise RuntimeError("crash")
 
 
+@pytest.mark.slow
 def test_a_run_that_dies_mid_epoch_resumes_from_its_checkpoint_to_the_same_weights(tmp_path):
     reference = fine_tuner(adapters=pl.freezing.LoRA(4))
     reference.fit(rows(), epochs=2, verbose=0)

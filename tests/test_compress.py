@@ -32,6 +32,7 @@ def kernels(model):
 
 
 @pytest.mark.parametrize("mode", ["int8", "int4", "float8"])
+@pytest.mark.slow
 def test_each_mode_quantizes_a_fine_tuner_with_its_tokenizer_and_reloads(text_ft, labeled_texts,
                                                                          mode, tmp_path):
     texts, labels = labeled_texts
@@ -53,6 +54,7 @@ def test_each_mode_quantizes_a_fine_tuner_with_its_tokenizer_and_reloads(text_ft
     np.testing.assert_allclose(restored.predict(texts[:8], verbose=0), after, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_quantize_names_conv_layers_and_leaves_adapters_in_float():
     keras.utils.set_random_seed(0)
     net = pl.backbones.ConvNet(widths=(4, 8))
@@ -91,6 +93,7 @@ def test_bad_quantization_fails_before_any_layer_changes(tiny_encoder):
         pl.compress.quantize(ft, "int4")
 
 
+@pytest.mark.slow
 def test_a_merged_lora_fine_tuner_keeps_its_outputs_and_quantizes(text_ft, labeled_texts,
                                                                   tmp_path):
     texts, labels = labeled_texts
@@ -109,6 +112,7 @@ def test_a_merged_lora_fine_tuner_keeps_its_outputs_and_quantizes(text_ft, label
                                merged.predict(texts[:8], verbose=0), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_pruned_weights_stay_exactly_zero_through_fine_tuning_saving_and_export(
         text_ft, labeled_texts, tmp_path):
     texts, labels = labeled_texts

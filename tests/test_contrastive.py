@@ -161,6 +161,7 @@ def test_simsiam_stop_gradient_really_stops_it():
                for a, b in zip(leaking, with_constants)) > 1e-4
 
 
+@pytest.mark.slow
 def test_byol_target_is_a_moving_average_of_the_online_network_after_each_step():
     keras.utils.set_random_seed(0)
     objective = pl.objectives.BYOL(target_decay=0.75, projection_dim=8)

@@ -61,6 +61,7 @@ def test_texts_without_pairs_are_rejected(tokenizer):
         pl.text.cooccurrence_embeddings([1, 2], tokenizer, dim=4)
 
 
+@pytest.mark.slow
 def test_counts_streamed_in_blocks_equal_one_pass_and_files_equal_lists(
         glosses, tokenizer, tmp_path, monkeypatch):
     whole = _pair_counts(glosses, tokenizer, tokenizer.vocab_size, 3)

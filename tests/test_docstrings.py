@@ -11,9 +11,14 @@ import pretrainlib
 MODULES = sorted(
     name for _, name, _ in pkgutil.walk_packages(pretrainlib.__path__, "pretrainlib.")
 )
+# Modules whose examples train for a while: run by `dev.py test --all`, not the fast tier.
+SLOW = {"pretrainlib.tune.search", "pretrainlib.tune.policies", "pretrainlib.semi.methods",
+        "pretrainlib.serving", "pretrainlib.tune.lr_finder", "pretrainlib.finetuner",
+        "pretrainlib.objectives.masked_autoencoder"}
 
 
-@pytest.mark.parametrize("name", MODULES)
+@pytest.mark.parametrize("name", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m
+                                  for m in MODULES])
 def test_docstring_examples_run(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

@@ -48,6 +48,7 @@ def sources(texts, images):
 
 
 @pytest.mark.parametrize("name", ["text", "packed", "images", "arrays"])
+@pytest.mark.slow
 def test_every_epoch_is_a_function_of_the_seed_and_the_epoch(name, texts, images):
     dataset = sources(texts, images)[name]
     source = pl.epochs.source_of(dataset)
@@ -112,6 +113,7 @@ def weights(model):
     return [v.numpy() for v in model.weights]
 
 
+@pytest.mark.slow
 def test_iterators_made_before_fit_change_nothing_it_learns(images):
     # Read the data first (as a user peeking at a batch does): same weights.
     runs = []
@@ -125,6 +127,7 @@ def test_iterators_made_before_fit_change_nothing_it_learns(images):
     assert max(float(np.abs(a - b).max()) for a, b in zip(*runs)) == 0.0
 
 
+@pytest.mark.slow
 def test_arrays_train_the_same_with_or_without_a_checkpoint(images, tmp_path):
     runs = []
     for callbacks in ([], [pl.training.Checkpoint(tmp_path, every_steps=2)]):

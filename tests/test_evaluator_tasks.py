@@ -214,7 +214,7 @@ def test_plots_without_matplotlib_say_how_to_install_it(real_classifier_outputs,
                        (lambda: study.plot(str(tmp_path / "s.png")), "StudyReport.plot"),
                        (lambda: pl.evaluation.plot_mistakes([{}], str(tmp_path / "m.png")),
                         "plot_mistakes")]:
-        with pytest.raises(ImportError, match=rf"{name} needs matplotlib: pip install "
-                                              r"'pretrainlib\[plot\]'"):
+        with pytest.raises(ImportError, match=rf"{name} needs matplotlib: `pip install "
+                                              r"matplotlib` \(or `pip install \"\.\[plot\]\"`"):
             draw()
     assert not list(tmp_path.iterdir())  # nothing half written

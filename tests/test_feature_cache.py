@@ -23,6 +23,7 @@ def train(tiny_encoder, labeled, policy, cache, epochs=3, **encoder_kwargs):
     return ft, history, mode.cached
 
 
+@pytest.mark.slow
 def test_cached_and_uncached_linear_probes_agree(tiny_encoder, labeled):
     plain, plain_history, plain_cached = train(
         tiny_encoder, labeled, pl.freezing.FeatureExtraction(), False)
@@ -43,6 +44,7 @@ def test_cached_and_uncached_linear_probes_agree(tiny_encoder, labeled):
     assert fast.evaluate(labeled(), verbose=0, return_dict=True)["accuracy"] >= 0
 
 
+@pytest.mark.slow
 def test_cache_is_skipped_when_the_backbone_trains_or_is_random(tiny_encoder, labeled):
     _, _, cached = train(tiny_encoder, labeled, pl.freezing.FreezeThenUnfreeze(1), "auto")
     assert not cached  # epoch 1 trains the backbone
@@ -54,6 +56,7 @@ def test_cache_is_skipped_when_the_backbone_trains_or_is_random(tiny_encoder, la
     assert not cached
 
 
+@pytest.mark.slow
 def test_insisting_on_the_cache_explains_why_not(tiny_encoder, labeled):
     with pytest.raises(ValueError, match="block_0.*train"):
         train(tiny_encoder, labeled, pl.freezing.FullFineTune(), True)

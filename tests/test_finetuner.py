@@ -5,6 +5,7 @@ import pytest
 import pretrainlib as pl
 
 
+@pytest.mark.slow
 def test_fine_tuner_learns_wordnet_supersenses(tiny_encoder, labeled):
     ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6), policy=pl.freezing.FullFineTune())
     ft.compile(learning_rate=3e-3)

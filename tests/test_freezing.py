@@ -22,6 +22,7 @@ def test_feature_extraction_leaves_backbone_bit_identical(tiny_encoder, labeled)
     assert any(not np.array_equal(a, b) for a, b in zip(head_before, weights_of([ft.head])))
 
 
+@pytest.mark.slow
 def test_freeze_then_unfreeze_trains_backbone_after_the_switch(tiny_encoder, labeled):
     ft = fine_tuner(tiny_encoder, pl.freezing.FreezeThenUnfreeze(freeze_epochs=1))
     ft.compile(learning_rate=1e-3)
@@ -36,6 +37,7 @@ def test_freeze_then_unfreeze_trains_backbone_after_the_switch(tiny_encoder, lab
     assert ft.current_stage == 1
 
 
+@pytest.mark.slow
 def test_unfreezing_keeps_head_optimizer_state_and_starts_backbone_fresh(tiny_encoder, labeled):
     ft = fine_tuner(tiny_encoder, pl.freezing.FreezeThenUnfreeze(freeze_epochs=2))
     ft.compile(learning_rate=1e-3)

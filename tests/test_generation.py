@@ -55,6 +55,7 @@ def test_cached_step_logits_equal_the_full_forward_pass():
 
 @pytest.mark.parametrize("name, options", [("top_k", {"k": 5}), ("top_p", {"p": 0.8}),
                                            ("random", {"temperature": 0.7})])
+@pytest.mark.slow
 def test_sampling_replays_with_its_seed_and_differs_across_seeds(name, options):
     generator = pl.generation.Generator(decoder(), tokenizer())
     run = functools.partial(generator.generate_ids, PROMPTS, max_new_tokens=12, sampler=name,
@@ -88,6 +89,7 @@ def test_a_stop_token_ends_a_row_and_the_rest_keep_going():
         assert after == (before[:before.index(stop)] if stop in before else before)
 
 
+@pytest.mark.slow
 def test_batches_of_prompts_decode_as_one_batch_does():
     generator = pl.generation.Generator(decoder(), tokenizer())
     whole, _ = generator.generate_ids(PROMPTS, max_new_tokens=8, stop_token_ids=[])
@@ -107,6 +109,7 @@ def test_texts_continue_the_prompts():
     assert len(texts) == 4 and all(isinstance(t, str) for t in texts)
 
 
+@pytest.mark.slow
 def test_a_keras_hub_decoder_generates_after_loading_through_the_hub(tmp_path):
     keras.utils.set_random_seed(0)
     gpt2 = keras_hub.models.GPT2Backbone(vocabulary_size=tokenizer().vocab_size, num_layers=1,
@@ -150,6 +153,7 @@ def tiny_vocabulary_model():
                                     max_sequence_length=8, causal=True)
 
 
+@pytest.mark.slow
 def test_beam_search_finds_the_most_likely_continuation():
     import itertools
 
@@ -170,6 +174,7 @@ def test_beam_search_finds_the_most_likely_continuation():
     assert one_beam == greedy
 
 
+@pytest.mark.slow
 def test_beam_search_with_the_cache_equals_without_and_prompts_do_not_mix():
     generator = pl.generation.Generator(decoder(), tokenizer())
     beams = functools.partial(generator.generate_ids, max_new_tokens=8, sampler="beam",
@@ -281,6 +286,7 @@ def trained_pair_model():
     return pair_run(lora=False, epochs=12)[0]
 
 
+@pytest.mark.slow
 def test_log_likelihood_perplexity_equals_the_evaluator_on_prompt_rows():
     model, tok = trained_pair_model(), tokenizer()
     scores = pl.generation.Generator(model, tok).log_likelihood(*PAIRS, batch_size=2)
@@ -327,6 +333,7 @@ def test_bad_scoring_calls_name_the_argument():
         pl.Evaluator(["bleu"]).evaluate_generation(generator, ["a", "b"], ["c"])
 
 
+@pytest.mark.slow
 def test_the_repetition_penalty_is_ctrl_s_on_every_written_token():
     from pretrainlib.generation.decoders import decoder_for
 

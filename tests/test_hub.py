@@ -32,6 +32,7 @@ def exports_back(backbone, x, path, feature="pooled_output"):
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_keras_export_fine_tunes_under_a_policy_and_exports_back(tiny_encoder, labeled, tmp_path):
     import tensorflow_hub as hub
 
@@ -101,6 +102,7 @@ def test_keras_file_gives_the_pretrainers_backbone_frozen_on_request(tiny_encode
         np.testing.assert_array_equal(np.array(a), np.array(b))
 
 
+@pytest.mark.slow
 def test_keras_file_backbone_fine_tunes_and_exports_back(tiny_encoder, labeled, tokenizer,
                                                          tmp_path):
     pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer)).save(
@@ -128,6 +130,7 @@ def test_keras_hub_preset_directory_loads_its_backbone(tmp_path):
                                atol=1e-6)
 
 
+@pytest.mark.slow
 def test_keras_hub_preset_fine_tunes_and_exports_back(labeled, tokenizer, tmp_path):
     import keras_hub
 

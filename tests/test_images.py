@@ -141,6 +141,7 @@ def moving_statistics(model):
                                     pl.freezing.GradualUnfreeze(every_epochs=1),
                                     pl.freezing.LayerwiseLRDecay(0.7)],
                          ids=lambda p: type(p).__name__)
+@pytest.mark.slow
 def test_keras_applications_model_fine_tunes_with_frozen_batchnorm(fm, policy):
     app = mobilenet()
     ft = pl.FineTuner(app, pl.heads.Classifier(3), policy=policy)
@@ -167,6 +168,7 @@ def test_keras_applications_model_fine_tunes_with_frozen_batchnorm(fm, policy):
     assert all(np.array_equal(a, b) for a, b in zip(statistics, moving_statistics(app)))
 
 
+@pytest.mark.slow
 def test_batchnorm_policy_trains_with_its_group_and_is_saved():
     app = mobilenet()
     ft = pl.FineTuner(app, pl.heads.Classifier(3), policy=pl.freezing.FullFineTune(),
@@ -244,6 +246,7 @@ def test_reconstruction_loss_and_metrics_count_masked_pixels_only():
     assert float(psnr.result()) == pytest.approx(20.0, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_masked_image_modeling_loss_falls_on_real_images(fm):
     keras.utils.set_random_seed(0)
     net = small_convnet()
@@ -295,6 +298,7 @@ def test_autoencoder_rejects_bad_arguments(kwargs, match):
 
 
 # === Supervised pretraining and transfer ===
+@pytest.mark.slow
 def test_image_classification_learns_the_source_and_drops_its_head(fm):
     keras.utils.set_random_seed(0)
     source = fm.train.classes([0, 1, 2, 3, 4]).sample(640, seed=0)

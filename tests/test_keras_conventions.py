@@ -105,6 +105,7 @@ def test_dicts_of_arrays_fit_a_text_model(ft, tokenizer, wordnet):
     assert history.history["loss"][0] > 0
 
 
+@pytest.mark.slow
 def test_raw_texts_with_a_preprocessor(tiny_encoder, tokenizer, wordnet, tmp_path):
     part = wordnet.train.sample(48, seed=0)
     model = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
@@ -141,6 +142,7 @@ def test_a_second_fit_continues_the_policy_unless_initial_epoch_says_otherwise(f
     assert not any(moved(after, model.backbone.weights))
 
 
+@pytest.mark.slow
 def test_epochs_trained_survives_saving(ft, labeled, tmp_path):
     model = ft(pl.freezing.FreezeThenUnfreeze(freeze_epochs=1))
     model.compile()
@@ -172,6 +174,7 @@ def test_a_backbone_you_froze_never_trains(tiny_encoder, labeled, tmp_path):
     assert not any(moved(start, restored.backbone.weights))
 
 
+@pytest.mark.slow
 def test_a_layer_you_froze_stays_frozen_through_every_stage(tiny_encoder, labeled):
     encoder = tiny_encoder()
     encoder.get_layer("transformer_layer_0").trainable = False
@@ -233,6 +236,7 @@ def test_augmented_data_is_never_trained_from_a_feature_cache():
         model.fit(augmented, cache_features=True, verbose=0)
 
 
+@pytest.mark.slow
 def test_a_quantized_fine_tuner_saves_and_reloads(ft, labeled, tmp_path):
     model = ft()
     model.compile()
@@ -262,6 +266,7 @@ def test_pretrainer_evaluation_draws_the_same_masks_every_time(tiny_encoder, tok
                                rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_pretrainer_with_a_preprocessor_pretrains_on_raw_texts(tiny_encoder, tokenizer,
                                                                   glosses, tmp_path):
     pre = pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer),

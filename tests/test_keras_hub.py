@@ -52,6 +52,7 @@ def test_masked_lm_pretrains_a_bert_backbone_on_packed_text(tokenizer, glosses):
     assert pre.backbone is backbone
 
 
+@pytest.mark.slow
 def test_finetuner_trains_a_bert_backbone_under_gradual_unfreezing(labeled, tokenizer,
                                                                     tmp_path):
     backbone = bert(tokenizer)
@@ -96,6 +97,7 @@ def test_masked_lm_refuses_a_bert_whose_vocabulary_differs(tokenizer):
                       objective=pl.objectives.MaskedLM(tokenizer=tokenizer))
 
 
+@pytest.mark.slow
 def test_a_keras_hub_preset_fine_tunes_with_its_own_vocabulary(wordnet, tokenizer, tmp_path):
     preset = str(tmp_path / "preset")
     vocabulary = tokenizer.get_vocabulary()
@@ -124,6 +126,7 @@ def test_a_keras_hub_preset_fine_tunes_with_its_own_vocabulary(wordnet, tokenize
         pl.text.WordPieceTokenizer.from_preset(gpt2)
 
 
+@pytest.mark.slow
 def test_bert_fine_tunes_on_sentence_pairs_with_segment_ids(wordnet, tokenizer, tmp_path):
     # A real pair task: do two WordNet glosses name things of the same supersense?
     rng = np.random.default_rng(0)

@@ -35,6 +35,7 @@ def dataset(texts, labels, tok, shuffle=True):
                                 sequence_length=16, shuffle=shuffle, seed=0)
 
 
+@pytest.mark.slow
 def test_the_loss_is_the_weighted_sum_of_the_heads_losses(task):
     texts, labels, tok = task
     ft = fine_tuner(tok)
@@ -49,6 +50,7 @@ def test_the_loss_is_the_weighted_sum_of_the_heads_losses(task):
         scores["supersense_loss"] + 0.25 * scores["long_loss"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_each_head_gets_its_report_with_its_class_names(task, tmp_path):
     texts, labels, tok = task
     ft = fine_tuner(tok)
@@ -72,6 +74,7 @@ def test_each_head_gets_its_report_with_its_class_names(task, tmp_path):
         np.testing.assert_allclose(reloaded[name], predictions[name], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_heads_train_on_cached_features_as_on_the_backbone(task):
     texts, labels, tok = task
     weights = []
@@ -85,6 +88,7 @@ def test_the_heads_train_on_cached_features_as_on_the_backbone(task):
         np.testing.assert_allclose(cached, uncached, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_arrays_with_a_dict_of_labels_fit_too(task):
     texts, labels, tok = task
     rows = pl.text.TextPreprocessor(tok, 16)(texts)

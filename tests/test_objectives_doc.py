@@ -1,5 +1,6 @@
 """The user-written objective in docs/objectives.md runs as documented."""
 
+import pytest
 import pathlib
 import re
 import runpy
@@ -9,6 +10,7 @@ import keras
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_documented_rotation_objective_pretrains_a_convnet(tmp_path):
     text = (ROOT / "docs" / "objectives.md").read_text()
     block = re.search(r"## A complete objective of your own.*?```python\n(.*?)```", text,

@@ -40,6 +40,7 @@ def group_of(path):
     return "embeddings"
 
 
+@pytest.mark.slow
 def test_gradual_unfreeze_opens_one_group_per_stage_from_the_top(tiny_encoder, labeled):
     ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
                       policy=pl.freezing.GradualUnfreeze(every_epochs=1))
@@ -63,6 +64,7 @@ def test_gradual_unfreeze_opens_one_group_per_stage_from_the_top(tiny_encoder, l
     assert ft.current_stage == 3
 
 
+@pytest.mark.slow
 def test_layerwise_lr_decay_scales_sgd_updates_by_depth(tiny_encoder, labeled):
     ds = labeled(n=16, batch_size=16, shuffle=False)
     initial, head_initial = None, None
@@ -154,11 +156,13 @@ def test_adapters_train_alone_and_start_as_the_identity(tiny_encoder, labeled, t
     assert_reloads_the_same(ft, x, tmp_path / "adapted.keras")
 
 
+@pytest.mark.slow
 def test_lora_fine_tuner_saves_and_reloads(tiny_encoder, labeled, tmp_path):
     ft, _ = fit(pl.freezing.LoRA(rank=2), tiny_encoder, labeled)
     assert_reloads_the_same(ft, next(iter(labeled(shuffle=False)))[0], tmp_path / "lora.keras")
 
 
+@pytest.mark.slow
 def test_current_stage_is_saved_and_restored(tiny_encoder, labeled, tmp_path):
     ft, _ = fit(pl.freezing.FreezeThenUnfreeze(freeze_epochs=1), tiny_encoder, labeled,
                 epochs=2)
@@ -261,6 +265,7 @@ def test_user_named_groups_for_any_keras_model(tmp_path):
         pl.FineTuner(backbone, pl.heads.Classifier(3), groups={"a": "low_.*", "b": ".*"})
 
 
+@pytest.mark.slow
 def test_a_saved_fine_tuner_reloads_compiled_with_its_optimizer_state(tiny_encoder, labeled,
                                                                       tmp_path):
     import warnings
@@ -277,6 +282,7 @@ def test_a_saved_fine_tuner_reloads_compiled_with_its_optimizer_state(tiny_encod
     restored.fit(labeled(), epochs=3, initial_epoch=2, verbose=0)  # training resumes
 
 
+@pytest.mark.slow
 def test_stages_can_begin_at_a_step(tiny_encoder, labeled):
     policy = FreezePolicy([Stage(0, ["head"]), Stage(3, "all")], unit="step")
     assert policy.summary(["block_0", "head"]).splitlines()[0].split()[:2] == ["stage", "steps"]

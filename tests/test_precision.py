@@ -14,6 +14,7 @@ def compute_dtypes(model):
             if not isinstance(layer, keras.layers.InputLayer)}
 
 
+@pytest.mark.slow
 def test_masked_lm_learns_in_mixed_bfloat16_and_reloads_so(tiny_encoder, tokenizer, glosses,
                                                            tmp_path):
     pre = pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer))
@@ -30,6 +31,7 @@ def test_masked_lm_learns_in_mixed_bfloat16_and_reloads_so(tiny_encoder, tokeniz
     assert loaded.get_compile_config()["pretrainlib"]["precision"] == "mixed_bfloat16"
 
 
+@pytest.mark.slow
 def test_mixed_float16_scales_the_loss_and_keeps_the_policy_working(tiny_encoder, labeled):
     ft = pl.FineTuner(tiny_encoder(), pl.heads.Classifier(6),
                       policy=pl.freezing.FreezeThenUnfreeze(1, backbone_lr_multiplier=0.5))
@@ -45,6 +47,7 @@ def test_mixed_float16_scales_the_loss_and_keeps_the_policy_working(tiny_encoder
     assert ft.predict(labeled(16, shuffle=False), verbose=0).shape == (16, 6)
 
 
+@pytest.mark.slow
 def test_skipped_batches_still_reach_the_loss_scale_optimizer(tiny_encoder, labeled):
     def train(data):
         keras.utils.set_random_seed(0)
@@ -75,6 +78,7 @@ def test_auto_is_float32_on_cpu_and_bad_names_change_nothing(tiny_encoder):
     assert getattr(ft, "optimizer", None) is None
 
 
+@pytest.mark.slow
 def test_steps_per_execution_runs_every_batch_or_says_what_divides(tiny_encoder, tokenizer,
                                                                    glosses):
     pre = pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer))

@@ -9,6 +9,7 @@ import tensorflow as tf
 import pretrainlib as pl
 
 
+@pytest.mark.slow
 def test_masked_lm_loss_falls_on_real_wordnet_glosses(tokenizer, glosses, tiny_encoder):
     ds = pl.data.text_dataset(glosses, tokenizer, batch_size=32, sequence_length=32, pack=True,
                               seed=0)
@@ -32,6 +33,7 @@ def test_pretrainer_hands_back_the_trained_backbone(tokenizer, glosses, tiny_enc
     assert any(not np.array_equal(a, b) for a, b in zip(before, encoder.get_weights()))
 
 
+@pytest.mark.slow
 def test_saved_backbone_reloads_in_fresh_process_with_identical_outputs(tokenizer, glosses,
                                                                          tiny_encoder, tmp_path):
     encoder = tiny_encoder()

@@ -61,6 +61,7 @@ def test_cloze_logits_are_the_masked_lm_logits_of_the_verbalizer_words(corpus):
                                vocabulary_logits[:, prompt.word_ids], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_zero_shot_gives_the_class_whose_word_the_model_learned_to_fill_in(corpus):
     texts, tok = corpus
     encoder, pre = masked_lm(tok)
@@ -78,6 +79,7 @@ def test_zero_shot_gives_the_class_whose_word_the_model_learned_to_fill_in(corpu
     assert report.metrics["accuracy"] == 1.0
 
 
+@pytest.mark.slow
 def test_calibration_undoes_a_class_bias_without_labels_and_saves(corpus, tmp_path):
     texts, tok = corpus
     encoder, pre = masked_lm(tok)
@@ -136,6 +138,7 @@ def test_bad_calibration_arguments_are_refused(corpus, kwargs, message):
     np.testing.assert_array_equal(np.asarray(ft.head.logits.bias), bias)  # untouched
 
 
+@pytest.mark.slow
 def test_few_shot_fine_tuning_starts_from_the_prompt_and_saves(corpus, tmp_path):
     texts, tok = corpus
     encoder, pre = masked_lm(tok)

@@ -203,6 +203,7 @@ def test_bad_checkpoint_arguments_name_themselves(kwargs, error, fragment):
         pl.training.Checkpoint(**kwargs)
 
 
+@pytest.mark.slow
 def test_two_checkpoint_callbacks_or_an_endless_dataset_are_refused(images, tmp_path):
     ft = fine_tuner()
     with pytest.raises(ValueError, match="several pl.training.Checkpoint"):
@@ -217,6 +218,7 @@ def test_two_checkpoint_callbacks_or_an_endless_dataset_are_refused(images, tmp_
     assert len(history.epoch) == 2 and int(ft.optimizer.iterations) == 6
 
 
+@pytest.mark.slow
 def test_skip_nonfinite_skips_a_poisoned_batch_as_if_it_were_not_there(images):
     x, y = images[0] / 255.0, images[1]
     poisoned = np.where(np.arange(40)[:, None, None] < 8, np.nan, x).astype("float32")

@@ -108,6 +108,7 @@ def text_fine_tuner(tok, **kwargs):
     return ft
 
 
+@pytest.mark.slow
 def test_text_consistency_fits_saves_and_reloads(text_task, tmp_path):
     wn, tok = text_task
     method = pl.semi.Consistency(threshold=0.05, ratio=2, token_replacement=0.3)
@@ -126,6 +127,7 @@ def test_text_consistency_fits_saves_and_reloads(text_task, tmp_path):
     assert "unlabeled_loss" not in later.history  # without a pool, a plain fit
 
 
+@pytest.mark.slow
 def test_with_weight_zero_the_pool_changes_nothing_that_trains(text_task):
     """No dropout: the unlabeled passes then draw nothing and move nothing, so the
     weights are those of the same run without the pool."""
@@ -218,6 +220,7 @@ def test_a_labeled_dataset_as_pool_and_other_misuses_are_refused(text_task):
         ft.fit(data, unlabeled=pool, verbose=0)
 
 
+@pytest.mark.slow
 def test_a_pool_dataset_of_your_own_is_read_in_its_order(text_task):
     wn, tok = text_task
     ft = text_fine_tuner(tok, semi_supervised=pl.semi.PseudoLabel(threshold=0.05))
@@ -238,6 +241,7 @@ def constant_teacher(ft, logits):
     return keras.Model(inputs, out)
 
 
+@pytest.mark.slow
 def test_a_teacher_gives_the_pseudo_labels(text_task):
     wn, tok = text_task
     probe = text_fine_tuner(tok)

@@ -165,6 +165,6 @@ def test_onnx_without_its_converter_names_the_extra(tmp_path, monkeypatch):
 
     monkeypatch.setattr(onnx_compat, "_registered", False)
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as if not installed
-    with pytest.raises(ImportError, match=r"pip install pretrainlib\[onnx\]"):
+    with pytest.raises(ImportError, match=r"pip install tf2onnx onnxruntime.*\.\[onnx\]"):
         pl.hub.export(regularized_model(), tmp_path / "model.onnx", format="onnx")
     assert not any(tmp_path.iterdir())

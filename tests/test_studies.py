@@ -24,6 +24,7 @@ def softmax_regression(part, seed):
     return model
 
 
+@pytest.mark.slow
 def test_label_efficiency_study_table_and_plot(fm, tmp_path):
     test = fm.test.sample(500, seed=0)
     test_ds = pl.data.image_dataset(test.images, test.labels, batch_size=250, shuffle=False)
@@ -55,6 +56,7 @@ def test_label_efficiency_study_table_and_plot(fm, tmp_path):
     assert study.to_dict()["summary"]["majority class"][200]["accuracy"]["n"] == 2
 
 
+@pytest.mark.slow
 def test_cross_validation_folds_are_stratified_and_disjoint(fm):
     data = fm.validation.sample(300, seed=0)
     parts = []

@@ -163,6 +163,7 @@ def test_streamed_packing_equals_in_memory_packing(tokenizer, corpus):
                 np.concatenate([b[key].numpy() for b in memory]))
 
 
+@pytest.mark.slow
 def test_packed_files_give_the_rows_of_in_memory_packing_and_resume_at_any_row(
         tmp_path, tokenizer, corpus):
     texts = corpus[0]

@@ -37,6 +37,7 @@ def test_a_locally_prepared_dataset_reads_offline_and_trains(tmp_path, tokenizer
     assert len(head) == 3
 
 
+@pytest.mark.slow
 def test_bundled_sets_as_tfds_builders_match_the_package_copies(tmp_path):
     wordnet = pl.data.from_tfds("wordnet_supersenses", split="test", data_dir=tmp_path,
                                 download=True)  # prepared from the package: no network

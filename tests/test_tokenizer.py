@@ -31,6 +31,7 @@ def test_vocab_size_and_special_tokens(tokenizer):
     assert vocabulary[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
+@pytest.mark.slow
 def test_saved_tokenizer_reloads_in_fresh_process_with_identical_ids(tokenizer, glosses, tmp_path):
     path = tmp_path / "tok.json"
     tokenizer.save(str(path))

@@ -61,6 +61,7 @@ def test_adapters_under_gradual_unfreeze_open_block_by_block(tiny_encoder, label
                    for moved in epochs for p in moved)
 
 
+@pytest.mark.slow
 def test_bitfit_as_a_transform_follows_the_schedule(tiny_encoder, labeled):
     ft, epochs = moves_per_epoch(tiny_encoder, labeled,
                                  pl.freezing.FreezeThenUnfreeze(freeze_epochs=1),
@@ -70,6 +71,7 @@ def test_bitfit_as_a_transform_follows_the_schedule(tiny_encoder, labeled):
             if not p.startswith(ft.head.name)} == {"bias", "gamma", "beta"}
 
 
+@pytest.mark.slow
 def test_lora_merge_and_unload(tiny_encoder, labeled):
     encoder = tiny_encoder()
     x = next(iter(labeled(shuffle=False)))[0]

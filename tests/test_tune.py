@@ -34,6 +34,7 @@ def labeled_texts(wordnet):
     return list(part.texts), np.asarray(part.labels)
 
 
+@pytest.mark.slow
 def test_the_range_test_leaves_the_model_untouched_and_suggests_a_rate(
         fine_tuner, labeled_texts, tmp_path):
     before = [np.array(v) for v in fine_tuner.weights]
@@ -64,6 +65,7 @@ def test_the_range_test_leaves_the_model_untouched_and_suggests_a_rate(
     assert "suggested learning rate" in str(found)
 
 
+@pytest.mark.slow
 def test_a_pretrainer_gets_a_suggestion_too(tiny_encoder, tokenizer, glosses):
     pre = pl.Pretrainer(tiny_encoder(), pl.objectives.MaskedLM(tokenizer=tokenizer))
     pre.compile()
@@ -96,6 +98,7 @@ def test_bad_range_test_arguments_fail_before_any_step(fine_tuner, labeled_texts
         pl.tune.find_learning_rate(pre, np.zeros((8, 4), "float32"), stage=0)
 
 
+@pytest.mark.slow
 def test_search_tries_every_setting_on_a_fresh_copy_and_keeps_the_best(
         fine_tuner, labeled_texts, wordnet):
     x, y = labeled_texts
@@ -121,6 +124,7 @@ def test_search_tries_every_setting_on_a_fresh_copy_and_keeps_the_best(
     assert len(table) == 6
 
 
+@pytest.mark.slow
 def test_bad_search_arguments_fail_before_any_trial(fine_tuner, labeled_texts, tiny_encoder):
     x, y = labeled_texts
     with pytest.raises(ValueError, match="`validation_data` is required"):
@@ -143,6 +147,7 @@ def test_bad_search_arguments_fail_before_any_trial(fine_tuner, labeled_texts, t
                        monitor="val_nothing", mode="max")
 
 
+@pytest.mark.slow
 def test_compare_policies_scores_each_policy_s_validation_choice_once_on_test(
         fine_tuner, labeled_texts, wordnet):
     x, y = labeled_texts

@@ -1,9 +1,11 @@
+import pytest
 """The "Bring your own data" page runs as written: its code blocks, in order, in a
 fresh process, on the small files its first block writes."""
 
 from pages import run_page
 
 
+@pytest.mark.slow
 def test_the_page_runs_top_to_bottom(tmp_path):
     out = run_page("howto/your_data.md", tmp_path, min_blocks=6,
                    PRETRAINLIB_CACHE=str(tmp_path / "cache"))

@@ -183,7 +183,8 @@ def pyplot(caller: str):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError(f"{caller} needs matplotlib: pip install 'pretrainlib[plot]'") from None
+        raise ImportError(f"{caller} needs matplotlib: `pip install matplotlib` "
+                          "(or `pip install \".[plot]\"` in a clone of pretrainlib)") from None
     return plt
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from pretrainlib import validation
 from pretrainlib.evaluation.report import pyplot
+from pretrainlib.evaluation.statistics import PairedDifference, paired_difference, spread
 
 
 @dataclasses.dataclass
@@ -33,17 +34,45 @@ class StudyReport:
     metrics: list[str]
 
     def summary(self) -> dict:
-        """`{arm: {budget: {metric: {"mean", "std", "n"}}}}` over seeds (or folds)."""
+        """`{arm: {budget: {metric: {"mean", "std", "n"}}}}` over seeds (or folds);
+        `std` is the sample standard deviation (ddof=1), as everywhere in the library."""
         table: dict = {}
         for run in self.runs:
             table.setdefault(run["arm"], {}).setdefault(run["budget"], []).append(run)
         return {
-            arm: {budget: {m: {"mean": float(np.mean([r[m] for r in rows])),
-                               "std": float(np.std([r[m] for r in rows])), "n": len(rows)}
+            arm: {budget: {m: spread([r[m] for r in rows]).to_dict()
                            for m in self.metrics if m in rows[0]}
                   for budget, rows in sorted(budgets.items())}
             for arm, budgets in table.items()
         }
+
+    def difference(self, a: str, b: str, budget, metric: str | None = None,
+                   confidence: float = 0.95) -> PairedDifference:
+        """`a - b` at `budget`, paired by seed, with its Student-t interval over seeds
+        (`.verdict(a, b)` says "a beats b" only when the interval is above zero).
+
+        Examples:
+            >>> from pretrainlib.evaluation.studies import StudyReport
+            >>> runs = [{"arm": arm, "budget": 50, "seed": s, "f1": f}
+            ...         for arm, scores in {"pre": [0.70, 0.66, 0.68],
+            ...                             "scratch": [0.36, 0.33, 0.37]}.items()
+            ...         for s, f in enumerate(scores)]
+            >>> StudyReport(runs, ["f1"]).difference("pre", "scratch", 50).verdict("pre", "scratch")
+            'pre beats scratch'
+        """
+        metric = metric or self.metrics[0]
+
+        def scores(arm: str) -> dict:
+            found = {r["seed"]: r[metric] for r in self.runs
+                     if r["arm"] == arm and r["budget"] == budget}
+            if not found:
+                raise ValueError(f"no runs of arm {arm!r} at budget {budget!r}; arms: "
+                                 f"{sorted({r['arm'] for r in self.runs})}.")
+            return found
+
+        sa, sb = scores(a), scores(b)
+        seeds = sorted(set(sa) & set(sb))
+        return paired_difference([sa[s] for s in seeds], [sb[s] for s in seeds], confidence)
 
     def to_markdown(self, metric: str | None = None) -> str:
         """A table with budgets as rows and arms as columns: mean ± std of `metric`."""
@@ -81,7 +110,7 @@ class StudyReport:
         xs = sorted({r["budget"] for r in self.runs})
         ax.set_xticks(xs, [str(x) for x in xs])
         ax.set_xlabel("labeled training examples")
-        ax.set_ylabel(f"test {metric} (mean ± std over seeds)")
+        ax.set_ylabel(f"test {metric} (mean ± sample std over seeds)")
         ax.set_title(title or f"{metric} vs number of labels")
         ax.grid(alpha=0.3)
         ax.legend()

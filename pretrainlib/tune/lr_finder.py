@@ -62,9 +62,17 @@ class LearningRateFinding:
                 f"{len(self.learning_rates)} rates from {self.learning_rates[0]:.3g} to "
                 f"{self.learning_rates[-1]:.3g}, {self.seconds:.1f} s)")
 
-    def plot(self, path: str | os.PathLike | None = None, ax=None):
+    def plot(self, path: str | os.PathLike | None = None, ax=None, title: str | None = None,
+             chosen: float | None = None):
         """Loss against learning rate (log scale) with the suggestion marked; saved to
-        `path` if given. Returns the matplotlib axes (needs `matplotlib`)."""
+        `path` if given. Returns the matplotlib axes (needs `matplotlib`).
+
+        Args:
+            path: where to save the figure (PNG), if given.
+            ax: matplotlib axes to draw on (a new figure by default).
+            title: the figure's title (default: "Learning-rate range test").
+            chosen: a rate to mark with a vertical line, e.g. the one you trained at.
+        """
         try:
             import matplotlib
             if path is not None and ax is None:
@@ -72,20 +80,29 @@ class LearningRateFinding:
             import matplotlib.pyplot as plt
         except ImportError:
             raise ImportError("LearningRateFinding.plot needs matplotlib: "
-                              "`pip install pretrainlib[plot]`.") from None
+                              "`pip install matplotlib` (or `pip install \".[plot]\"` in a "
+                              "clone of pretrainlib).") from None
         figure = None
         if ax is None:
             figure, ax = plt.subplots(figsize=(6, 4))
-        ax.plot(self.learning_rates, self.raw_losses, color="0.8", label="batch loss")
-        ax.plot(self.learning_rates, self.losses, label="smoothed")
+        low, high = np.nanmin(self.losses), np.nanmax(self.losses[: max(1, len(self.losses) // 2)])
+        bottom, top = low - 0.1 * abs(low), max(high, low) + 0.5 * abs(high - low) + 1e-9
+        # Clipped to the frame: past the cliff the loss explodes, and a line that
+        # leaves the plot hides where it turned.
+        clip = lambda values: np.clip(np.asarray(values, float), bottom, top)  # noqa: E731
+        if not np.array_equal(self.raw_losses, self.losses):  # (equal when read back smoothed)
+            ax.plot(self.learning_rates, clip(self.raw_losses), color="0.8", label="batch loss")
+        ax.plot(self.learning_rates, clip(self.losses), label="smoothed (clipped to the frame)")
         index = int(np.argmin(np.abs(np.log(self.learning_rates / self.suggestion))))
-        ax.plot(self.suggestion, self.losses[index], "o", color="C3",
+        ax.plot(self.suggestion, clip([self.losses[index]])[0], "o", color="C3",
                 label=f"suggestion {self.suggestion:.2g}")
+        if chosen is not None:
+            ax.axvline(chosen, color="C2", linestyle="--", label=f"chosen {chosen:.2g}")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("training loss")
-        low, high = np.nanmin(self.losses), np.nanmax(self.losses[: max(1, len(self.losses) // 2)])
-        ax.set_ylim(low - 0.1 * abs(low), max(high, low) + 0.5 * abs(high - low) + 1e-9)
+        ax.set_ylim(bottom, top)
+        ax.set_title(title or "Learning-rate range test")
         ax.legend()
         if figure is not None and path is not None:
             figure.tight_layout()
