@@ -72,14 +72,16 @@ def parallel_test_arguments(args: list[str]) -> list[str]:
     """pytest-xdist workers, one test file per worker at a time (module fixtures stay shared).
 
     Two workers on two cores run the suite ~1.5x faster than one: much of a test's time is
-    single-threaded Python (tracing, building), which another worker overlaps; so one
-    worker more than the cores. More than four would mostly multiply TensorFlow's memory.
-    Pass `-n 0` to run in one process.
+    single-threaded Python (tracing, building), which the other worker overlaps (a third
+    worker on two cores was slower). More than four would mostly multiply TensorFlow's
+    memory. Pass `-n 0` to run in one process.
     """
     if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args):
         return []
-    workers = min(4, (os.cpu_count() or 1) + 1)
-    return ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+    workers = min(4, os.cpu_count() or 1)
+    # loadgroup: tests sharing a module fixture stay together (tests/conftest.py groups
+    # them); every other test goes to whichever worker is free.
+    return ["-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
 
 
 if __name__ == "__main__":

@@ -74,3 +74,16 @@ def test_results_pages_speak_in_the_product_voice(page):
              for i, line in enumerate((ROOT / page).read_text().splitlines(), 1)
              if LAB_NOTEBOOK.search(line)]
     assert not found, "\n".join(found)
+
+
+def test_other_pages_quote_no_figure_of_their_own(renderer):
+    # Measured figures live on the rendered pages only; the guides link to them.
+    rendered = {path.resolve() for path in renderer.PAGES.values()}
+    templates = ROOT / "docs" / "templates"
+    found = []
+    for path in sorted((ROOT / "docs").glob("**/*.md")):
+        if path.resolve() in rendered or templates in path.parents:
+            continue
+        found += [f"{path.relative_to(ROOT)}{line}" for line in
+                  renderer.check_template(path.read_text())]
+    assert not found, "link to docs/results.md instead:\n" + "\n".join(found)
