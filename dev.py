@@ -79,9 +79,10 @@ def parallel_test_arguments(args: list[str]) -> list[str]:
     if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args):
         return []
     workers = min(4, os.cpu_count() or 1)
-    # loadgroup: tests sharing a module fixture stay together (tests/conftest.py groups
-    # them); every other test goes to whichever worker is free.
-    return ["-n", str(workers), "--dist", "loadgroup"] if workers > 1 else []
+    # loadfile: a file's tests share one worker and its module fixtures (measured faster
+    # here than handing tests out one by one); tests/conftest.py sends the longest files
+    # first.
+    return ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import json
 import math
 import pathlib
 import re
+import statistics
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -510,7 +511,6 @@ def semi_images_table() -> str:
 
 
 def median(values) -> float:
-    import statistics
     return float(statistics.median(values))
 
 

@@ -61,25 +61,11 @@ def weights_of(layers):
 LONGEST_FIRST = ["test_resume.py", "test_example_studies.py", "test_demo.py",
                  "test_protocol.py", "test_protocol_mirrored.py", "test_multi_worker.py",
                  "test_tune_page.py", "test_ship_page.py"]
-_SHARES_FIXTURES = {}
-
-
-def _shares_module_fixtures(path) -> bool:
-    if path not in _SHARES_FIXTURES:
-        text = path.read_text()
-        _SHARES_FIXTURES[path] = any(f'scope="{s}"' in text or f"scope='{s}'" in text
-                                     for s in ("module", "class"))
-    return _SHARES_FIXTURES[path]
 
 
 def pytest_collection_modifyitems(config, items):
-    """For pytest-xdist's `--dist loadgroup` (dev.py's): the tests of a file that builds
-    a module-scoped fixture go to one worker, as a group, so the fixture is built once;
-    the other tests are handed out one by one. The longest files come first."""
-    for item in items:
-        if _shares_module_fixtures(item.path):
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
-
+    """The longest files come first, so that pytest-xdist's `--dist loadfile` (dev.py's)
+    does not leave one worker with one of them at the end while the other idles."""
     def rank(item):
         name = item.path.name
         return (LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST),
