@@ -1,11 +1,11 @@
 """The user-written objective in docs/objectives.md runs as documented."""
 
-import pytest
 import pathlib
 import re
 import runpy
 
 import keras
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

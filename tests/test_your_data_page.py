@@ -1,6 +1,7 @@
-import pytest
 """The "Bring your own data" page runs as written: its code blocks, in order, in a
 fresh process, on the small files its first block writes."""
+
+import pytest
 
 from pages import run_page
 
